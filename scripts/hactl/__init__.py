@@ -1,0 +1,1 @@
+"""hactl: operate a compose-ha stack through the Docker API."""
