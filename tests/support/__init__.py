@@ -1,0 +1,1 @@
+"""Shared fixtures' machinery: start real stacks under their own compose project names."""

@@ -1,0 +1,214 @@
+"""A compose-ha stack for tests: its own project name, free 127.0.0.1 ports, torn down after.
+
+Each stack writes a small env file (ports, replica count, extra settings) that is passed to
+compose after `.env.images`, so several stacks can run on one engine without touching os.environ.
+"""
+
+from __future__ import annotations
+
+import secrets as pysecrets
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from python_on_whales import Container, DockerClient
+
+REPO = Path(__file__).resolve().parents[2]
+BASE_FILE = REPO / "docker-compose.yml"
+HA_FILE = REPO / "docker-compose.ha.yml"
+MONITORING_FILE = REPO / "compose" / "monitoring.yml"
+IMAGES_ENV = REPO / ".env.images"
+SECRETS_DIR = REPO / "secrets"
+TEST_PROJECT_PREFIX = "chatest"
+
+PORT_VARS = (
+    "WEB_PORT",
+    "HTTP_PORT",
+    "HTTPS_PORT",
+    "TRAEFIK_API_PORT",
+    "PROMETHEUS_PORT",
+    "ALERTMANAGER_PORT",
+    "GRAFANA_PORT",
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ensure_secrets() -> None:
+    subprocess.run(["bash", str(REPO / "scripts" / "gen_secrets.sh")], check=True)
+
+
+def wait_for(
+    condition: Callable[[], object], timeout: float, what: str, interval: float = 0.25
+) -> object:
+    """Poll until `condition()` is truthy; fail the test with `what` at the deadline."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = condition()
+            if result:
+                return result
+        except Exception as exc:  # the condition may fail while the stack is settling
+            last_error = exc
+        time.sleep(interval)
+    raise AssertionError(
+        f"timed out after {timeout:.0f} s waiting for {what} (last error: {last_error})"
+    )
+
+
+@dataclass
+class Stack:
+    """One running stack. `files` decides the shape: base only, HA overlay, monitoring."""
+
+    name: str
+    files: list[Path]
+    env: dict[str, str] = field(default_factory=dict)
+    profiles: list[str] = field(default_factory=list)
+    workdir: Path = field(default_factory=lambda: REPO / ".pytest_cache" / "stacks")
+
+    def __post_init__(self) -> None:
+        self.project = f"{TEST_PROJECT_PREFIX}-{self.name}-{pysecrets.token_hex(3)}"
+        for var in PORT_VARS:
+            self.env.setdefault(var, str(free_port()))
+        self.env.setdefault("SECRETS_DIR", str(SECRETS_DIR))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.env_file = self.workdir / f"{self.project}.env"
+        self.write_env()
+
+    def write_env(self) -> None:
+        self.env_file.write_text("".join(f"{k}={v}\n" for k, v in self.env.items()))
+
+    @property
+    def env_files(self) -> list[Path]:
+        # .env.images is required: without it compose would try to pull upstream images.
+        assert IMAGES_ENV.exists(), f"{IMAGES_ENV} is missing: run `make bootstrap` first"
+        return [IMAGES_ENV, self.env_file]
+
+    @property
+    def docker(self) -> DockerClient:
+        return DockerClient(
+            compose_files=self.files,
+            compose_env_files=self.env_files,
+            compose_project_name=self.project,
+            compose_project_directory=REPO,
+            compose_profiles=self.profiles,
+        )
+
+    # --- addresses and credentials -------------------------------------------------------------
+    def port(self, var: str) -> int:
+        return int(self.env[var])
+
+    @property
+    def base_url(self) -> str:
+        """Where clients reach the service: Traefik in HA stacks, the one replica otherwise."""
+        if HA_FILE in self.files:
+            return f"http://127.0.0.1:{self.port('HTTP_PORT')}"
+        return f"http://127.0.0.1:{self.port('WEB_PORT')}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port('TRAEFIK_API_PORT')}"
+
+    @property
+    def api_token(self) -> str:
+        return (SECRETS_DIR / "api_tokens").read_text().split()[0]
+
+    @property
+    def dashboard_auth(self) -> tuple[str, str]:
+        return ("admin", (SECRETS_DIR / "dashboard_password").read_text().strip())
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_token}"}
+
+    # --- lifecycle -----------------------------------------------------------------------------
+    def up(self, scales: dict[str, int] | None = None, timeout: int = 180) -> None:
+        self.docker.compose.up(detach=True, wait=True, wait_timeout=timeout, scales=scales or {})
+
+    def down(self) -> None:
+        self.docker.compose.down(volumes=True, remove_orphans=True, timeout=5)
+        self.env_file.unlink(missing_ok=True)
+
+    # --- inspection ----------------------------------------------------------------------------
+    def containers(self, service: str, all_states: bool = False) -> list[Container]:
+        return [
+            c
+            for c in self.docker.compose.ps(services=[service], all=all_states)
+            if c.config.labels.get("com.docker.compose.service") == service
+        ]
+
+    def container_ip(self, container: Container) -> str:
+        container.reload()
+        net = container.network_settings.networks[f"{self.project}_backend"]
+        return net.ip_address
+
+    def traefik_servers(self, service: str = "web@docker") -> dict[str, str]:
+        """Traefik's view: server URL -> UP/DOWN for `service` ({} when it has none)."""
+        r = httpx.get(
+            f"{self.api_url}/api/http/services/{service}", auth=self.dashboard_auth, timeout=2
+        )
+        if r.status_code == 404:
+            return {}
+        r.raise_for_status()
+        return dict(r.json().get("serverStatus", {}))
+
+    def wait_in_rotation(self, n: int, timeout: float = 60) -> list[Container]:
+        """Wait until `n` web replicas are Docker-healthy AND listed UP by Traefik."""
+
+        def ready() -> list[Container] | None:
+            webs = [
+                c
+                for c in self.containers("web")
+                if c.state.health and c.state.health.status == "healthy"
+            ]
+            up = {u for u, s in self.traefik_servers().items() if s == "UP"}
+            urls = {f"http://{self.container_ip(c)}:8000" for c in webs}
+            return webs if len(webs) == n and urls == up else None
+
+        return wait_for(ready, timeout, f"{n} web replicas healthy and UP in Traefik")  # type: ignore[return-value]
+
+
+def cleanup_test_projects(prefix: str = TEST_PROJECT_PREFIX) -> None:
+    """Remove what an interrupted run left: test projects' containers, networks, volumes."""
+    docker = DockerClient()
+    projects: set[str] = {
+        c.config.labels.get("com.docker.compose.project", "")
+        for c in docker.container.list(all=True, filters={"label": "com.docker.compose.project"})
+    }
+    for project in sorted(p for p in projects if p.startswith(prefix + "-")):
+        leftover = docker.container.list(
+            all=True, filters={"label": f"com.docker.compose.project={project}"}
+        )
+        docker.container.remove(leftover, force=True, volumes=True)
+    for net in docker.network.list(filters={"label": "com.docker.compose.project"}):
+        if net.labels.get("com.docker.compose.project", "").startswith(prefix + "-"):
+            docker.network.remove(net)
+    for vol in docker.volume.list(filters={"label": "com.docker.compose.project"}):
+        if vol.labels.get("com.docker.compose.project", "").startswith(prefix + "-"):
+            docker.volume.remove(vol)
+
+
+def ha_files(monitoring: bool = False) -> list[Path]:
+    files = [BASE_FILE, HA_FILE]
+    if monitoring:
+        files.append(MONITORING_FILE)
+    return files
+
+
+def replica_of(response: httpx.Response) -> str:
+    return response.json()["replica"]
+
+
+def count_by(values: Iterable[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for v in values:
+        counts[v] = counts.get(v, 0) + 1
+    return counts

@@ -1,0 +1,11 @@
+#!/bin/sh
+# Fill traefik.yml's @VARS@ from the environment and run Traefik on the result (see traefik.yml).
+set -eu
+: "${COMPOSE_PROJECT:?COMPOSE_PROJECT must name the compose project Traefik serves}"
+out=/tmp/traefik.yml
+sed -e "s|@COMPOSE_PROJECT@|${COMPOSE_PROJECT}|g" \
+    -e "s|@DOCKER_ENDPOINT@|${DOCKER_ENDPOINT:-unix:///var/run/docker.sock}|g" \
+    -e "s|@ACME_EMAIL@|${ACME_EMAIL:-}|g" \
+    -e "s|@LOG_LEVEL@|${TRAEFIK_LOG_LEVEL:-INFO}|g" \
+    /etc/traefik/traefik.yml >"$out"
+exec traefik --configFile="$out" "$@"
