@@ -1,0 +1,79 @@
+"""The asyncpg pool, with connect, acquire and command timeouts so that a dead or paused
+database turns into a quick 503 instead of a hung request."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+
+from app.settings import Settings
+
+# Errors meaning "the database is not available right now" (mapped to 503 + Retry-After).
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+    asyncpg.QueryCanceledError,
+)
+
+
+class DatabaseUnavailable(Exception):
+    """Raised when the pool cannot hand out a working connection in time."""
+
+
+class Database:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self.pool: asyncpg.Pool | None = None
+
+    async def start(self) -> None:
+        # min_size defaults to 0, so this does not connect: the process serves /healthz and
+        # answers /readyz 503 while the database is still down.
+        self.pool = await asyncpg.create_pool(
+            self._settings.dsn,
+            min_size=self._settings.db_pool_min,
+            max_size=self._settings.db_pool_max,
+            timeout=self._settings.db_connect_timeout,
+            command_timeout=self._settings.db_command_timeout,
+            max_inactive_connection_lifetime=60.0,
+        )
+
+    async def stop(self) -> None:
+        if self.pool is not None:
+            try:
+                await asyncio.wait_for(self.pool.close(), timeout=5.0)
+            except (TimeoutError, *UNAVAILABLE_ERRORS):
+                self.pool.terminate()
+            self.pool = None
+
+    @asynccontextmanager
+    async def connection(self, timeout: float | None = None) -> AsyncIterator[asyncpg.Connection]:
+        if self.pool is None:
+            raise DatabaseUnavailable("database pool not started")
+        try:
+            conn = await self.pool.acquire(timeout=timeout or self._settings.db_acquire_timeout)
+        except UNAVAILABLE_ERRORS as exc:
+            raise DatabaseUnavailable(f"database unavailable: {exc.__class__.__name__}") from exc
+        try:
+            yield conn
+        except UNAVAILABLE_ERRORS as exc:
+            raise DatabaseUnavailable(f"database unavailable: {exc.__class__.__name__}") from exc
+        finally:
+            try:
+                await self.pool.release(conn, timeout=2.0)
+            except Exception:
+                conn.terminate()
+
+    def pool_stats(self) -> tuple[int, int]:
+        """(connections in use, connections open)."""
+        if self.pool is None:
+            return 0, 0
+        size = self.pool.get_size()
+        return size - self.pool.get_idle_size(), size

@@ -1,0 +1,77 @@
+"""Every error is JSON: {"error": <code>, "message": <text>} (+ "details" for validation)."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.db import DatabaseUnavailable
+from app.idempotency import IdempotencyConflict
+
+log = logging.getLogger("app.errors")
+
+
+def error_response(
+    status: int, error: str, message: str, headers: dict[str, str] | None = None, **extra: object
+) -> JSONResponse:
+    return JSONResponse({"error": error, "message": message, **extra}, status, headers=headers)
+
+
+def _loc(parts: tuple[object, ...] | list[object]) -> str:
+    return ".".join(str(p) for p in parts)
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_").replace("-", "_")
+    return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = exc.errors()
+    details = [
+        {"loc": _loc(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+        for e in errors
+    ]
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return error_response(
+            400, "malformed_json", "request body is not valid JSON", details=details
+        )
+    first = details[0] if details else {"loc": "", "msg": "invalid request"}
+    return error_response(
+        422, "validation_error", f"{first['loc']}: {first['msg']}".lstrip(": "), details=details
+    )
+
+
+async def _db_unavailable(request: Request, exc: DatabaseUnavailable) -> JSONResponse:
+    log.warning("database unavailable", extra={"error": str(exc)})
+    retry_after = str(request.app.state.settings.retry_after_seconds)
+    return error_response(
+        503,
+        "database_unavailable",
+        "database unavailable, retry later",
+        headers={"Retry-After": retry_after},
+    )
+
+
+async def _idempotency_conflict(request: Request, exc: IdempotencyConflict) -> JSONResponse:
+    return error_response(
+        409, "idempotency_key_reused", "Idempotency-Key was already used with a different request"
+    )
+
+
+async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error")
+    return error_response(500, "internal_error", "internal server error")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(DatabaseUnavailable, _db_unavailable)  # type: ignore[arg-type]
+    app.add_exception_handler(IdempotencyConflict, _idempotency_conflict)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _unhandled)

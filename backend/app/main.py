@@ -1,0 +1,83 @@
+"""The app factory: `gunicorn ... "app.main:create_app()"` builds one app per worker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+from fastapi import FastAPI
+from prometheus_fastapi_instrumentator import Instrumentator
+
+from app import errors, metrics, state
+from app.db import Database
+from app.logging_setup import configure_logging
+from app.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from app.migration_files import expected_version
+from app.routes import chat, health, info, work
+from app.settings import Settings, get_settings
+
+log = logging.getLogger("app")
+
+GAUGE_REFRESH_SECONDS = 1.0
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+    db = Database(settings)
+
+    def refresh_gauges() -> None:
+        in_use, size = db.pool_stats()
+        metrics.DB_POOL_IN_USE.set(in_use)
+        metrics.DB_POOL_SIZE.set(size)
+        metrics.DRAINING.set(int(state.is_set(state.DRAINING, settings.app_state_dir)))
+        metrics.FORCED_UNREADY.set(int(state.is_set(state.UNREADY, settings.app_state_dir)))
+
+    async def refresh_loop() -> None:
+        # Each worker publishes its own pool numbers; a scrape (answered by one worker) sums them.
+        while True:
+            refresh_gauges()
+            await asyncio.sleep(GAUGE_REFRESH_SECONDS)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await db.start()
+        metrics.DB_POOL_MAX.set(settings.db_pool_max)
+        metrics.BUILD_INFO.labels(settings.app_version, settings.replica_id).set(1)
+        task = asyncio.create_task(refresh_loop())
+        if not settings.tokens:
+            log.warning(
+                "no API tokens configured (API_TOKENS / API_TOKENS_FILE): /api/v1 answers 401"
+            )
+        log.info(
+            "worker ready",
+            extra={"version": settings.app_version, "replica_id": settings.replica_id},
+        )
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await db.stop()
+
+    app = FastAPI(title="compose-ha backend", version=settings.app_version, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.db = db
+    app.state.refresh_gauges = refresh_gauges
+    app.state.started_at = datetime.now(UTC).isoformat()
+    app.state.expected_schema_version = expected_version(settings.migrations_dir)
+
+    errors.install(app)
+    for module in (health, info, chat, work):
+        app.include_router(module.router)
+
+    # Middleware order, outermost first: request id/access log -> instrumentator -> body limit.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    Instrumentator(excluded_handlers=["/metrics"], should_group_untemplated=True).instrument(app)
+    app.add_middleware(RequestContextMiddleware)
+    return app
