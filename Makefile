@@ -1,0 +1,94 @@
+# compose-ha: the verbs people type. `make` alone lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PROJECT ?= compose-ha
+VENV ?= .venv
+HACTL := $(VENV)/bin/hactl
+PYTEST := $(VENV)/bin/pytest
+# Later env files win: local image names, the user's settings, then what hactl rolled out.
+ENV_FILES = $(foreach f,.env.images .env .env.rollout,$(if $(wildcard $(f)),--env-file $(f)))
+COMPOSE = docker compose -p $(PROJECT) $(ENV_FILES)
+BASE_FILES := -f docker-compose.yml
+# Monitoring starts with the HA stack unless MONITORING=0.
+MONITORING ?= 1
+HA_FILES = -f docker-compose.yml -f docker-compose.ha.yml $(if $(filter 1,$(MONITORING)),$(if $(wildcard compose/monitoring.yml),-f compose/monitoring.yml))
+PYTEST_ARGS ?=
+
+.PHONY: help bootstrap venv secrets airgap-images build up up-ha down clean ps logs \
+        status scale rollout verify chaos bench lint test test-unit
+
+help: ## list the verbs
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+bootstrap: venv secrets ## Docker engine, Compose plugin, images (pulled or built locally), tools
+	@bash scripts/bootstrap.sh
+
+venv: $(VENV)/.installed ## the Python tools (hactl, pytest, ruff) in .venv
+$(VENV)/.installed: pyproject.toml
+	@test -x $(VENV)/bin/python || python3 -m venv $(VENV)
+	@$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[test]'
+	@touch $@
+
+secrets: ## generate missing secret files in ./secrets (never overwrites)
+	@bash scripts/gen_secrets.sh
+
+airgap-images: ## build local equivalents of every upstream image (no registry needed)
+	@bash scripts/airgap/build_images.sh
+
+build: bootstrap ## build the backend image as compose-ha/web:latest (BUILD_IMAGE=... for another tag)
+	@# The process environment outranks .env.rollout, so a rolled-out tag is never overwritten.
+	@WEB_IMAGE=$${BUILD_IMAGE:-compose-ha/web:latest} $(COMPOSE) $(BASE_FILES) build web
+
+up: bootstrap ## single replica + PostgreSQL; web on 127.0.0.1:8000 (WEB_PORT)
+	@$(COMPOSE) $(BASE_FILES) up -d --wait --remove-orphans
+	@echo "web:  http://127.0.0.1:$${WEB_PORT:-8000}/api/v1/whoami"
+
+up-ha: bootstrap ## Traefik + 3 replicas (WEB_REPLICAS) + monitoring (MONITORING=0: without)
+	@$(COMPOSE) $(HA_FILES) up -d --wait --remove-orphans
+	@echo "service:    http://127.0.0.1:$${HTTP_PORT:-80}/api/v1/whoami  (https on $${HTTPS_PORT:-443})"
+	@echo "dashboard:  http://127.0.0.1:$${TRAEFIK_API_PORT:-8080}/dashboard/  (admin / secrets/dashboard_password)"
+	@if [ "$(MONITORING)" = 1 ] && [ -f compose/monitoring.yml ]; then \
+	  echo "prometheus: http://127.0.0.1:$${PROMETHEUS_PORT:-9090}   alertmanager: http://127.0.0.1:$${ALERTMANAGER_PORT:-9093}"; fi
+
+down: ## stop and remove the stack's containers (data volumes are kept)
+	@$(COMPOSE) $(HA_FILES) down --remove-orphans
+
+clean: ## down, and remove the data volumes too
+	@$(COMPOSE) $(HA_FILES) down --remove-orphans -v
+
+ps: ## containers of the stack
+	@$(COMPOSE) $(HA_FILES) ps
+
+logs: ## follow the stack's logs
+	@$(COMPOSE) $(HA_FILES) logs -f --tail=50
+
+status: venv ## one row per replica: health, Traefik state, version, uptime
+	@$(HACTL) --project $(PROJECT) status
+
+scale: venv ## scale web: make scale N=5 (drains replicas it removes)
+	@test -n "$(N)" || { echo "usage: make scale N=<replicas>"; exit 2; }
+	@$(HACTL) --project $(PROJECT) scale $(N)
+
+rollout: venv ## zero-downtime rolling update: make rollout [ARGS="--image TAG | --build"]
+	@$(HACTL) --project $(PROJECT) rollout $(ARGS)
+
+verify: venv ## pass/fail checks of the running stack
+	@$(HACTL) --project $(PROJECT) verify
+
+chaos: venv ## every chaos scenario under load, with a table of results
+	@$(HACTL) --project $(PROJECT) chaos --scenario all
+
+bench: venv ## benchmarks on the running HA stack, results in results/bench/
+	@$(HACTL) --project $(PROJECT) bench
+
+lint: venv ## ruff and hadolint
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
+	@$(VENV)/bin/hadolint backend/Dockerfile compose/airgap/*/Dockerfile
+
+test-unit: venv ## fast tests, no Docker
+	@$(PYTEST) tests/unit $(PYTEST_ARGS)
+
+test: bootstrap build lint ## everything: unit, integration and end-to-end (needs the Docker engine)
+	@$(PYTEST) tests $(PYTEST_ARGS)
