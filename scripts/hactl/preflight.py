@@ -1,0 +1,42 @@
+"""Checks that must pass before hactl changes anything: the stack runs, the image exists."""
+
+from __future__ import annotations
+
+from python_on_whales import DockerClient
+from python_on_whales.exceptions import DockerException
+
+from hactl.endpoints import stack_endpoints
+from hactl.errors import HactlError, InvalidInputError
+from hactl.replicas import web_containers
+from hactl.stack import Stack
+from hactl.traefik_api import TraefikApiError
+
+
+def require_engine(docker: DockerClient) -> None:
+    try:
+        docker.system.info()
+    except DockerException as error:
+        raise HactlError("the Docker engine does not answer",
+                         "start dockerd (see scripts/bootstrap.sh)") from error
+
+
+def require_running(stack: Stack, docker: DockerClient) -> None:
+    """At least one running `web` replica and a Traefik API that answers."""
+    require_engine(docker)
+    running = [c for c in web_containers(stack, docker) if c.state.running]
+    if not running:
+        raise HactlError(
+            f"stack {stack.project!r} is not running: no running `web` container",
+            "start it with `make up-ha` (or pass --project for another stack)")
+    try:
+        stack_endpoints(stack).traefik().http_services()
+    except TraefikApiError as error:
+        raise HactlError(f"stack {stack.project!r}: {error}",
+                         "is traefik running? check TRAEFIK_API_PORT and SECRETS_DIR") from error
+
+
+def require_image(docker: DockerClient, image: str) -> None:
+    if not docker.image.exists(image):
+        raise InvalidInputError(
+            f"image {image!r} does not exist on this engine",
+            "build it first (e.g. `hactl rollout --build`) or check the tag with `docker images`")

@@ -1,0 +1,54 @@
+"""`hactl scale N`: add replicas and wait until they are in rotation, or drain and remove some.
+
+Scaling down removes the highest-numbered replicas (the ones Compose itself would pick), after
+draining them, so no request fails; Compose is then told the new count and has nothing to do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hactl.draining import StoppedReplica, drain_and_remove
+from hactl.endpoints import stack_endpoints
+from hactl.errors import HactlError
+from hactl.preflight import require_running
+from hactl.replicas import web_containers
+from hactl.rotation import wait_count_in_rotation
+from hactl.stack import Stack, container_number
+from hactl.validation import validate_replica_count
+from hactl.waiting import WaitTimeoutError
+from hactl.web_service import compose_scale_web, record_state
+
+
+@dataclass(frozen=True)
+class ScaleResult:
+    before: int
+    after: int
+    started: list[str]
+    removed: list[StoppedReplica]
+    seconds: float
+
+
+def scale(stack: Stack, count: int, timeout: float) -> ScaleResult:
+    import time
+
+    validate_replica_count(count)
+    docker = stack.docker()
+    require_running(stack, docker)
+    endpoints = stack_endpoints(stack)
+    start = time.monotonic()
+    current = sorted(web_containers(stack, docker), key=container_number)
+    started: list[str] = []
+    removed: list[StoppedReplica] = []
+    if count < len(current):
+        victims = [c.name for c in current[count:]]
+        removed = drain_and_remove(stack, endpoints, victims, timeout, docker)
+    started = compose_scale_web(stack, count, docker=docker)
+    record_state(stack, WEB_REPLICAS=str(count))
+    try:
+        wait_count_in_rotation(stack, endpoints, count, timeout, docker)
+    except WaitTimeoutError as error:
+        raise HactlError(
+            f"scaled to {count} but not all replicas are in rotation: {error.detail}",
+            "see `hactl status` and `docker logs` of the replicas that are not healthy") from error
+    return ScaleResult(len(current), count, started, removed, time.monotonic() - start)

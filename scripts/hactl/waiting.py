@@ -1,0 +1,54 @@
+"""Wait for a real condition with a deadline, showing what is still missing meanwhile.
+
+Every wait in hactl goes through `wait_for`: the condition returns `(done, detail)`; the detail is
+shown as live progress (on stderr, only when it is a terminal) and, on timeout, in the error.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rich.console import Console
+
+Check = Callable[[], tuple[bool, str]]
+
+progress_console = Console(stderr=True)
+
+
+class WaitTimeoutError(TimeoutError):
+    def __init__(self, what: str, timeout: float, detail: str) -> None:
+        super().__init__(f"timed out after {timeout:.0f}s waiting for {what}: {detail}")
+        self.what = what
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class WaitResult:
+    detail: str
+    seconds: float
+
+
+def wait_for(what: str, check: Check, timeout: float, interval: float = 0.5) -> WaitResult:
+    """Poll `check` until it reports done, or raise WaitTimeoutError after `timeout` seconds.
+
+    A check that raises counts as "not yet" (its message becomes the detail), so transient API
+    errors during a restart do not abort a wait.
+    """
+    start = time.monotonic()
+    deadline = start + timeout
+    detail = "not checked yet"
+    with progress_console.status(f"waiting for {what}") as status:
+        while True:
+            try:
+                done, detail = check()
+            except Exception as error:  # a transient failure is one more "not yet"
+                done, detail = False, f"{type(error).__name__}: {error}"
+            elapsed = time.monotonic() - start
+            if done:
+                return WaitResult(detail, elapsed)
+            if time.monotonic() >= deadline:
+                raise WaitTimeoutError(what, timeout, detail)
+            status.update(f"waiting for {what} ({elapsed:.0f}s/{timeout:.0f}s): {detail}")
+            time.sleep(interval)

@@ -1,0 +1,50 @@
+"""Compose calls on the `web` service, and where hactl records what it changed.
+
+What Compose 5.6.1 does here (measured with real runs, engine 20.10):
+- `up --no-recreate --scale web=N` keeps every existing container even when its config differs
+  from the current model (another image), and creates new ones from the current model. So a new
+  image is started beside the old ones by setting WEB_IMAGE for that one call.
+- New containers get the next numbers after the highest in use; gaps are not refilled.
+- When scaling down, Compose picks the victims itself (with `--no-recreate`: the highest numbers;
+  without it: containers with an outdated config first) and stops them without any drain.
+  So hactl never lets Compose scale down: it drains, stops and removes the replicas it chose, and
+  only then calls `up --scale web=<remaining>`, which then has nothing to do.
+- A plain `up` (recreate allowed) recreates every container whose config differs, all at once:
+  a full outage. That is why hactl records WEB_IMAGE and WEB_REPLICAS in the rollout env file
+  (`.env.rollout`, read by the Makefile after `.env.images`): a later `make up-ha` sees a model that
+  matches the running containers and changes nothing.
+- `--no-deps` keeps the call from touching postgres, the one-shot migrate or traefik;
+  `--pull never --no-build` keeps it from fetching or building anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from python_on_whales import DockerClient
+
+from hactl.envfile import update_env_file
+from hactl.stack import WEB_SERVICE, Stack, process_env, project_containers
+
+STATE_HEADER = "written by hactl: what `hactl rollout` / `hactl scale` last set (keep it)"
+
+
+def web_names(docker: DockerClient, stack: Stack) -> set[str]:
+    return {c.name for c in project_containers(docker, stack.project, WEB_SERVICE)}
+
+
+def compose_scale_web(stack: Stack, count: int, image: str | None = None,
+                      docker: DockerClient | None = None) -> list[str]:
+    """`up --no-recreate --no-deps --scale web=count`; returns the names of created containers."""
+    docker = docker or stack.docker()
+    before = web_names(docker, stack)
+    overrides: Mapping[str, str] = {"WEB_IMAGE": image} if image else {}
+    with process_env({**overrides, "WEB_REPLICAS": str(count)}):
+        docker.compose.up(services=[WEB_SERVICE], scales={WEB_SERVICE: count}, detach=True,
+                          recreate=False, dependencies=False, no_build=True, pull="never",
+                          quiet=True, color=False)
+    return sorted(web_names(docker, stack) - before)
+
+
+def record_state(stack: Stack, **variables: str) -> None:
+    update_env_file(stack.rollout_env_file, variables, header=STATE_HEADER)
