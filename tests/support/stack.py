@@ -181,17 +181,17 @@ def cleanup_test_projects(prefix: str = TEST_PROJECT_PREFIX) -> None:
     docker = DockerClient()
     projects: set[str] = {
         c.config.labels.get("com.docker.compose.project", "")
-        for c in docker.container.list(all=True, filters={"label": "com.docker.compose.project"})
+        for c in docker.container.list(all=True, filters=[("label", "com.docker.compose.project")])
     }
     for project in sorted(p for p in projects if p.startswith(prefix + "-")):
         leftover = docker.container.list(
-            all=True, filters={"label": f"com.docker.compose.project={project}"}
+            all=True, filters=[("label", f"com.docker.compose.project={project}")]
         )
         docker.container.remove(leftover, force=True, volumes=True)
-    for net in docker.network.list(filters={"label": "com.docker.compose.project"}):
+    for net in docker.network.list(filters=[("label", "com.docker.compose.project")]):
         if net.labels.get("com.docker.compose.project", "").startswith(prefix + "-"):
             docker.network.remove(net)
-    for vol in docker.volume.list(filters={"label": "com.docker.compose.project"}):
+    for vol in docker.volume.list(filters=[("label", "com.docker.compose.project")]):
         if vol.labels.get("com.docker.compose.project", "").startswith(prefix + "-"):
             docker.volume.remove(vol)
 
