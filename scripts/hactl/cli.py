@@ -130,11 +130,13 @@ def rollout(
     batch: int = typer.Option(1, "--batch", help="replicas replaced per batch"),
     timeout: float = typer.Option(
         120, "--timeout", help="seconds for new replicas to get in rotation before rolling back"),
+    migrate: bool = typer.Option(
+        True, "--migrate/--no-migrate", help="run the migrate service on the new image first"),
 ) -> None:
     """Start-first rolling update of web; rolls back by itself if the new image never gets ready."""
     opts: Options = ctx.obj
     try:
-        result = run_rollout(opts.stack(), image, build, batch, timeout)
+        result = run_rollout(opts.stack(), image, build, batch, timeout, migrate)
     except HactlError as error:
         raise _fail(error) from error
     data = {"image": result.image, "previous_image": result.previous_image,

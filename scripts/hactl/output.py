@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,7 +13,8 @@ from rich.table import Table
 from hactl.replicas import Replica
 from hactl.verify import CheckResult
 
-console = Console()
+# Not a terminal (CI logs, pipes): wide enough that tables are not truncated to 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 200)
 errors = Console(stderr=True)
 
 

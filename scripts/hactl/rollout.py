@@ -1,5 +1,8 @@
 """`hactl rollout`: start-first rolling update of `web`, with automatic rollback.
 
+First the one-shot `migrate` service runs on the new image (skip with --no-migrate); if it fails,
+nothing else happens.
+
 Per batch (see rollout_plan.py): `up --no-recreate --scale web=<current + k>` with WEB_IMAGE set to
 the new image for that one call (old containers are kept, k new ones start), wait until the new
 ones are in rotation (Docker healthy AND Traefik UP), then drain, stop and remove k old ones.
@@ -17,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from python_on_whales import DockerClient
+from python_on_whales.exceptions import DockerException
 
 from hactl.draining import StoppedReplica, drain_and_remove
 from hactl.endpoints import Endpoints, stack_endpoints
@@ -28,7 +32,7 @@ from hactl.rotation import wait_in_rotation
 from hactl.stack import WEB_SERVICE, Stack, container_number, process_env
 from hactl.validation import validate_batch_size, validate_timeout
 from hactl.waiting import WaitTimeoutError
-from hactl.web_service import compose_scale_web, record_state
+from hactl.web_service import compose_scale_web, record_state, run_migrations
 
 DEFAULT_IMAGE_REPOSITORY = "compose-ha/web"
 
@@ -88,8 +92,17 @@ def _replace(stack: Stack, endpoints: Endpoints, docker: DockerClient, old: Sequ
         result.batch_seconds.append(time.monotonic() - batch_start)
 
 
+def _migrate(stack: Stack, image: str, docker: DockerClient) -> None:
+    try:
+        run_migrations(stack, image, docker)
+    except DockerException as error:
+        raise HactlError(
+            f"migrations on {image} failed, nothing was changed: {error.stderr or error}",
+            "fix the migration (see the output above) and retry") from error
+
+
 def rollout(stack: Stack, image: str | None, build: bool, batch_size: int,
-            timeout: float) -> RolloutResult:
+            timeout: float, migrate: bool = True) -> RolloutResult:
     validate_batch_size(batch_size)
     validate_timeout(timeout)
     if bool(image) == build:
@@ -106,6 +119,8 @@ def rollout(stack: Stack, image: str | None, build: bool, batch_size: int,
     assert image is not None
     result = RolloutResult(image=image, previous_image=previous_image)
     start = time.monotonic()
+    if migrate:
+        _migrate(stack, image, docker)
     replaced: list[str] = []
     try:
         _replace(stack, endpoints, docker, [c.name for c in old], image, batch_size, timeout,

@@ -11,9 +11,8 @@ from collections.abc import Collection
 from python_on_whales import DockerClient
 
 from hactl.endpoints import Endpoints
-from hactl.replicas import Replica, collect_replicas
+from hactl.replicas import Replica, collect_replicas, container_facts, web_containers
 from hactl.stack import Stack
-from hactl.traefik_api import ServerState
 from hactl.waiting import WaitResult, wait_for
 
 
@@ -52,9 +51,13 @@ def wait_count_in_rotation(stack: Stack, endpoints: Endpoints, count: int, timeo
 
 def wait_out_of_rotation(stack: Stack, endpoints: Endpoints, names: Collection[str],
                          timeout: float, docker: DockerClient | None = None) -> WaitResult:
+    docker = docker or stack.docker()
+    ips = {c.name: set(container_facts(c).ips) for c in web_containers(stack, docker)
+           if c.name in names}
+
     def check() -> tuple[bool, str]:
-        by_name = {r.name: r for r in current_replicas(stack, endpoints, docker)}
-        still_up = [n for n in names if n in by_name and by_name[n].traefik is ServerState.UP]
+        receiving = endpoints.traefik().ips_receiving_traffic()
+        still_up = sorted(name for name, addresses in ips.items() if addresses & receiving)
         return not still_up, ("still UP in Traefik: " + ", ".join(still_up)) if still_up else ""
 
     return wait_for(f"Traefik to drop {len(names)} replica(s)", check, timeout)

@@ -105,9 +105,9 @@ def process_env(variables: Mapping[str, str]) -> Iterator[None]:
 
 def project_containers(docker: DockerClient, project: str, service: str | None = None,
                        include_stopped: bool = False) -> list[Container]:
-    filters: dict[str, str | list[str]] = {"label": [f"{LABEL_PROJECT}={project}"]}
+    filters = [("label", f"{LABEL_PROJECT}={project}")]
     if service:
-        filters["label"] = [f"{LABEL_PROJECT}={project}", f"{LABEL_SERVICE}={service}"]
+        filters.append(("label", f"{LABEL_SERVICE}={service}"))
     containers = docker.container.list(all=include_stopped, filters=filters)
     return [c for c in containers if c.config.labels.get(LABEL_ONEOFF, "False") != "True"]
 

@@ -74,6 +74,29 @@ def states_by_ip(servers: Mapping[str, ServerStatus]) -> dict[str, ServerState]:
     return {status.host: status.state for status in servers.values()}
 
 
+def merged_states_by_ip(services: Sequence[Mapping[str, Any]]) -> dict[str, ServerState]:
+    """Container IP -> state over every service that balances to it (the HTTP and the HTTPS
+    router have a service each): UP only when every such service has it UP, else DOWN.
+    Whether a draining replica still gets traffic from any service: `ips_up_anywhere`."""
+    merged: dict[str, ServerState] = {}
+    for service in services:
+        for ip, state in states_by_ip(parse_server_states(service)).items():
+            if merged.get(ip) is ServerState.DOWN:
+                continue
+            merged[ip] = state
+    return merged
+
+
+def ips_up_anywhere(services: Sequence[Mapping[str, Any]]) -> set[str]:
+    """IPs that at least one service still sends traffic to."""
+    return {
+        ip
+        for service in services
+        for ip, state in states_by_ip(parse_server_states(service)).items()
+        if state is ServerState.UP
+    }
+
+
 @dataclass(frozen=True)
 class TraefikApi:
     """A small client for Traefik's API entrypoint (basic auth)."""
@@ -99,6 +122,9 @@ class TraefikApi:
     def http_services(self) -> list[dict[str, Any]]:
         return list(self._get("/api/http/services"))
 
-    def server_states(self, service: str = WEB_SERVICE_NAME) -> dict[str, ServerState]:
-        """Container IP -> UP/DOWN for the service; IPs not in the result are absent."""
-        return states_by_ip(parse_server_states(find_service(self.http_services(), service)))
+    def server_states(self) -> dict[str, ServerState]:
+        """Container IP -> UP/DOWN over all HTTP services; IPs not in the result are absent."""
+        return merged_states_by_ip(self.http_services())
+
+    def ips_receiving_traffic(self) -> set[str]:
+        return ips_up_anywhere(self.http_services())

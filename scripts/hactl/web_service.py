@@ -26,6 +26,7 @@ from python_on_whales import DockerClient
 from hactl.envfile import update_env_file
 from hactl.stack import WEB_SERVICE, Stack, process_env, project_containers
 
+MIGRATE_SERVICE = "migrate"
 STATE_HEADER = "written by hactl: what `hactl rollout` / `hactl scale` last set (keep it)"
 
 
@@ -44,6 +45,25 @@ def compose_scale_web(stack: Stack, count: int, image: str | None = None,
                           recreate=False, dependencies=False, no_build=True, pull="never",
                           quiet=True, color=False)
     return sorted(web_names(docker, stack) - before)
+
+
+def compose_services(stack: Stack, docker: DockerClient) -> set[str]:
+    model = docker.compose.config(return_json=True)
+    return set(model.get("services", {})) if isinstance(model, dict) else set()
+
+
+def run_migrations(stack: Stack, image: str, docker: DockerClient | None = None) -> bool:
+    """Run the one-shot `migrate` service on `image` (`run --rm --no-deps`); False if none.
+
+    Migrations are expand-only and take an advisory lock, so running them while the old
+    replicas serve is safe; the new image's replicas need them to pass /readyz.
+    """
+    docker = docker or stack.docker()
+    if MIGRATE_SERVICE not in compose_services(stack, docker):
+        return False
+    with process_env({"WEB_IMAGE": image}):
+        docker.compose.run(MIGRATE_SERVICE, remove=True, dependencies=False, tty=False)
+    return True
 
 
 def record_state(stack: Stack, **variables: str) -> None:
