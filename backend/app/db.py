@@ -4,6 +4,7 @@ database turns into a quick 503 instead of a hung request."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -63,13 +64,24 @@ class Database:
             raise DatabaseUnavailable(f"database unavailable: {exc.__class__.__name__}") from exc
         try:
             yield conn
-        except UNAVAILABLE_ERRORS as exc:
+        except (asyncio.CancelledError, *UNAVAILABLE_ERRORS) as exc:
+            # Timed out or cancelled mid-query: the connection's state is unknown and resetting
+            # it could wait on a dead server. Drop it at once; the pool opens a new one later.
+            conn.terminate()
+            await self._release(conn)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
             raise DatabaseUnavailable(f"database unavailable: {exc.__class__.__name__}") from exc
-        finally:
-            try:
-                await self.pool.release(conn, timeout=2.0)
-            except Exception:
-                conn.terminate()
+        except BaseException:
+            await self._release(conn)
+            raise
+        else:
+            await self._release(conn)
+
+    async def _release(self, conn: asyncpg.Connection) -> None:
+        # On failure asyncpg terminates the connection itself; nothing else to do.
+        with contextlib.suppress(Exception):
+            await self.pool.release(conn, timeout=1.0)  # type: ignore[union-attr]
 
     def pool_stats(self) -> tuple[int, int]:
         """(connections in use, connections open)."""

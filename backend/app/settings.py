@@ -7,7 +7,7 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from urllib.parse import quote
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app import __version__
@@ -25,15 +25,25 @@ class Settings(BaseSettings):
     app_state_dir: Path = Path("/run/app")
     log_level: str = "INFO"
 
-    # Database: DATABASE_URL wins; otherwise built from the POSTGRES_* variables that the
-    # postgres image also reads, so compose can share one env block.
+    # Database: DATABASE_URL wins; otherwise DATABASE_HOST/PORT/USER/NAME/PASSWORD(_FILE), each
+    # also accepted under the postgres image's own name (POSTGRES_USER, ...).
     database_url: str | None = None
-    postgres_host: str = "postgres"
-    postgres_port: int = 5432
-    postgres_user: str = "app"
-    postgres_password: str = ""
-    postgres_password_file: Path | None = None
-    postgres_db: str = "app"
+    database_host: str = Field(
+        "postgres", validation_alias=AliasChoices("database_host", "postgres_host")
+    )
+    database_port: int = Field(
+        5432, validation_alias=AliasChoices("database_port", "postgres_port")
+    )
+    database_user: str = Field(
+        "app", validation_alias=AliasChoices("database_user", "postgres_user")
+    )
+    database_password: str = Field(
+        "", validation_alias=AliasChoices("database_password", "postgres_password")
+    )
+    database_password_file: Path | None = Field(
+        None, validation_alias=AliasChoices("database_password_file", "postgres_password_file")
+    )
+    database_name: str = Field("app", validation_alias=AliasChoices("database_name", "postgres_db"))
     db_pool_min: int = 0  # 0: the app starts (and answers /readyz 503) while the DB is down
     db_pool_max: int = 10
     db_connect_timeout: float = 2.0
@@ -48,8 +58,6 @@ class Settings(BaseSettings):
     max_body_bytes: int = 65536
     max_message_chars: int = 8000
     max_title_chars: int = 200
-    page_size_default: int = 50
-    page_size_max: int = 200
     work_max_cpu_ms: int = 2000
     retry_after_seconds: int = 1
 
@@ -61,15 +69,15 @@ class Settings(BaseSettings):
     def dsn(self) -> str:
         if self.database_url:
             return self.database_url
-        password = self.postgres_password
-        if self.postgres_password_file is not None:
-            password = self.postgres_password_file.read_text().strip()
-        auth = quote(self.postgres_user, safe="")
+        password = self.database_password
+        if self.database_password_file is not None:
+            password = self.database_password_file.read_text().strip()
+        auth = quote(self.database_user, safe="")
         if password:
             auth += ":" + quote(password, safe="")
         return (
-            f"postgresql://{auth}@{self.postgres_host}:{self.postgres_port}/"
-            f"{quote(self.postgres_db, safe='')}"
+            f"postgresql://{auth}@{self.database_host}:{self.database_port}/"
+            f"{quote(self.database_name, safe='')}"
         )
 
 

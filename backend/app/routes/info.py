@@ -16,6 +16,7 @@ async def whoami(request: Request) -> dict[str, object]:
     settings = request.app.state.settings
     return {
         "replica_id": settings.replica_id,
+        "replica": settings.replica_id,  # short alias used by the test support code
         "pid": os.getpid(),
         "version": settings.app_version,
         "started_at": request.app.state.started_at,
