@@ -292,7 +292,7 @@ class LoadGenerator:
                 base_url=cfg.base_url,
                 transport=transport,
                 headers=headers,
-                timeout=cfg.timeout_s,
+                timeout=cfg.timeout_s + 1.0,  # the per-request total in _send fires first
                 cookies=None if cfg.sticky else _no_cookies_jar(),
             )
             for _ in range(n_clients)
@@ -389,18 +389,12 @@ class LoadGenerator:
         async with limiter:
             record.sent_s = time.monotonic() - self.t0
             try:
-                if record.method == "POST":
-                    response = await client.post(
-                        record.path,
-                        json={"content": record.content_token},
-                        headers={"Idempotency-Key": record.idempotency_key or ""},
-                    )
-                elif record.kind == RequestKind.READ:
-                    response = await client.get(
-                        record.path, params={"limit": self.config.read_limit}
-                    )
-                else:
-                    response = await client.get(record.path)
+                # httpx's timeout bounds each phase (connect, write, each read); this bounds
+                # the whole request, so a trickling or stalled response cannot outlive it.
+                async with asyncio.timeout(self.config.timeout_s):
+                    response = await self._request(client, record)
+            except TimeoutError:
+                record.error = f"Timeout: no complete response within {self.config.timeout_s} s"
             except (httpx.HTTPError, OSError) as exc:
                 record.error = f"{type(exc).__name__}: {exc}"[:300]
             else:
@@ -413,6 +407,17 @@ class LoadGenerator:
             finally:
                 record.done_s = time.monotonic() - self.t0
                 record.latency_s = record.done_s - record.intended_s
+
+    async def _request(self, client: httpx.AsyncClient, record: RequestRecord) -> httpx.Response:
+        if record.method == "POST":
+            return await client.post(
+                record.path,
+                json={"content": record.content_token},
+                headers={"Idempotency-Key": record.idempotency_key or ""},
+            )
+        if record.kind == RequestKind.READ:
+            return await client.get(record.path, params={"limit": self.config.read_limit})
+        return await client.get(record.path)
 
 
 def _replica_of(response: httpx.Response) -> str | None:

@@ -3,6 +3,7 @@
 import random
 
 import pytest
+
 from hactl.loadgen import (
     LoadConfig,
     RequestKind,
