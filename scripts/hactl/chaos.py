@@ -47,7 +47,7 @@ from hactl.chaos_faults import (
 )
 from hactl.loadgen import LoadConfig, LoadGenerator, LoadResult, WorkloadMix, write_records
 from hactl.report import RESULTS_DIR, render_timeline, report_paths, write_json_report
-from hactl.stack import LABEL_PROJECT, LABEL_SERVICE, Stack
+from hactl.stack import Stack, project_containers
 from hactl.traefik_api import TraefikApi, TraefikApiError
 from hactl.write_check import WriteCheck, check_write_set, fetch_stored_writes
 
@@ -105,9 +105,7 @@ class ChaosOptions:
 
 def service_containers(docker: DockerClient, project: str, service: str) -> list[Container]:
     """Running containers of one compose service, by container number."""
-    labels = [f"{LABEL_PROJECT}={project}", f"{LABEL_SERVICE}={service}"]
-    containers = docker.container.list(filters={"label": labels})
-    return sorted(containers, key=lambda c: c.name)
+    return sorted(project_containers(docker, project, service), key=lambda c: c.name)
 
 
 def pick_target(
