@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from python_on_whales import Container, DockerClient
+from rich.table import Table
 
 from hactl.chaos_analysis import (
     FaultStep,
@@ -381,6 +382,70 @@ def _rotation_report(
     }
 
 
+ALL_SCENARIOS = "all"
+
+
+def scenarios_from(name: str) -> list[Scenario]:
+    """``all`` or one scenario name; ValueError names the valid ones."""
+    if name == ALL_SCENARIOS:
+        return list(Scenario)
+    try:
+        return [Scenario(name)]
+    except ValueError:
+        valid = ", ".join([*(s.value for s in Scenario), ALL_SCENARIOS])
+        raise ValueError(f"unknown scenario {name!r}: choose one of {valid}") from None
+
+
+def run_scenarios(
+    handle: ChaosStack, scenarios: Sequence[Scenario], template: ChaosOptions
+) -> list[dict[str, Any]]:
+    """Run scenarios one after another; each waits for a healthy stack before its load."""
+    reports = []
+    for scenario in scenarios:
+        settled, detail = _wait_settled(handle.docker, handle.project, template.settle_timeout_s)
+        if not settled:
+            raise RuntimeError(f"stack not healthy before {scenario.value}: {detail}")
+        options = ChaosOptions(**{**vars(template), "scenario": scenario})
+        reports.append(run_chaos(handle, options))
+    return reports
+
+
+def results_table(reports: Sequence[dict[str, Any]]) -> Table:
+    table = Table(title="hactl chaos")
+    columns = (
+        "scenario",
+        "result",
+        "failed",
+        "lost/dup writes",
+        "removed after",
+        "serving again after",
+        "p99 in fault window",
+        "outage",
+        "report",
+    )
+    for column in columns:
+        table.add_column(column)
+    for report in reports:
+        rotation = report.get("rotation") or {}
+        checks = report["write_check"]
+        table.add_row(
+            report["scenario"],
+            "[green]PASS[/green]" if report["passed"] else "[red]FAIL[/red]",
+            f"{report['requests']['failed']}/{report['requests']['total']}",
+            f"{checks.get('lost_count', '?')}/{checks.get('duplicated_count', '?')}",
+            _seconds(rotation.get("traefik_removed_after_s")),
+            _seconds(rotation.get("traefik_back_after_s") or rotation.get("served_again_after_s")),
+            f"{report['latency_ms']['inside'].get('p99')} ms",
+            _seconds(report["outage"]["span_s"]) if report["outage"]["failed"] else "none",
+            report["files"]["json"],
+        )
+    return table
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f} s"
+
+
 def summary_line(report: dict[str, Any]) -> str:
     requests = report["requests"]
     rotation = report.get("rotation") or {}
@@ -398,11 +463,13 @@ def summary_line(report: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m hactl.chaos --scenario kill`` (the same run as ``hactl chaos``)."""
+    """``python -m hactl.chaos --scenario kill|...|all`` (the same run as ``hactl chaos``)."""
+    from rich.console import Console
+
     from hactl.stack import discover_stack
 
     parser = argparse.ArgumentParser(prog="python -m hactl.chaos")
-    parser.add_argument("--scenario", required=True, choices=[s.value for s in Scenario])
+    parser.add_argument("--scenario", required=True, help="a scenario name, or all")
     parser.add_argument("--project", default=None)
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--duration", type=float, default=30.0)
@@ -413,9 +480,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    try:
+        scenarios = scenarios_from(args.scenario)
+    except ValueError as exc:
+        parser.error(str(exc))
     handle = chaos_stack_from(discover_stack(project=args.project))
-    options = ChaosOptions(
-        scenario=Scenario(args.scenario),
+    template = ChaosOptions(
+        scenario=scenarios[0],
         rate=args.rate,
         duration_s=args.duration,
         fault_at_s=args.fault_at,
@@ -424,9 +495,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         faults=FaultOptions(pause_s=args.pause),
         results_dir=args.results_dir,
     )
-    report = run_chaos(handle, options)
-    print(json.dumps(report, indent=2, default=str) if args.json else summary_line(report))
-    return 0 if report["passed"] else 1
+    reports = run_scenarios(handle, scenarios, template)
+    if args.json:
+        print(json.dumps(reports if len(reports) > 1 else reports[0], indent=2, default=str))
+    else:
+        Console(width=200).print(results_table(reports))
+    return 0 if all(r["passed"] for r in reports) else 1
 
 
 if __name__ == "__main__":
