@@ -79,5 +79,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Middleware order, outermost first: request id/access log -> instrumentator -> body limit.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     Instrumentator(excluded_handlers=["/metrics"], should_group_untemplated=True).instrument(app)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, replica_id=settings.replica_id)
     return app

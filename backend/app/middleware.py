@@ -17,10 +17,13 @@ QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 class RequestContextMiddleware:
-    """Takes X-Request-ID from the caller (or makes one), returns it, logs one JSON line."""
+    """Takes X-Request-ID from the caller (or makes one), returns it with X-Replica, logs one
+    JSON line per request and counts requests in flight."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, replica_id: str) -> None:
         self.app = app
+        # Every response names the replica that served it (load distribution checks, loadgen).
+        self.replica_header = (b"x-replica", replica_id.encode("latin-1", "replace"))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -42,6 +45,7 @@ class RequestContextMiddleware:
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
+                headers.append(self.replica_header)
                 message = {**message, "headers": headers}
             await send(message)
 
