@@ -209,6 +209,7 @@ async def _run_load_with_fault(
     )
     generator = LoadGenerator(config)
     steps: list[FaultStep] = []
+    before = snapshot(handle.docker, target.id)
 
     def mark(action: str) -> None:
         steps.append(FaultStep(round(generator.elapsed(), 3), action))
@@ -228,7 +229,7 @@ async def _run_load_with_fault(
     fault_error = ""
     try:
         evidence = await asyncio.to_thread(
-            inject, options.scenario, handle.docker, target, mark, options.faults
+            inject, options.scenario, handle.docker, target, mark, options.faults, before
         )
     except Exception as exc:  # report it: the verdict fails on a missing fault
         fault_error = f"{type(exc).__name__}: {exc}"

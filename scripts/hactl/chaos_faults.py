@@ -153,9 +153,13 @@ def inject(
     container: Container,
     mark: Mark,
     options: FaultOptions,
+    before: ContainerSnapshot | None = None,
 ) -> FaultEvidence:
-    """Run one fault against ``container``; returns before/during snapshots (after: later)."""
-    evidence = FaultEvidence(before=snapshot(docker, container))
+    """Run one fault against ``container``; returns before/during snapshots (after: later).
+
+    Pass ``before`` (taken just before the load starts) so the fault fires on schedule
+    instead of after a ``docker inspect``."""
+    evidence = FaultEvidence(before=before or snapshot(docker, container))
     cid = container.id
     if scenario is Scenario.KILL:
         docker.container.kill(cid, signal="KILL")
