@@ -103,8 +103,9 @@ def test_requests_leave_on_schedule_while_responses_are_slow() -> None:
     records = result.records
     assert len(records) == 75
     assert all(r.ok for r in records)
-    send_lag = sorted(r.sent_s - r.intended_s for r in records)
-    assert send_lag[-1] < 0.1, "a request left late: the generator waited for responses"
+    first_response = min(r.done_s for r in records)
+    sent_before_any_response = sum(1 for r in records if r.sent_s < first_response)
+    assert sent_before_any_response >= 15, "the generator waited for responses (closed loop)"
     assert api.max_in_flight >= 15, "open loop: about rate x delay requests are in flight"
     assert min(r.latency_s for r in records) >= 0.4
 
@@ -133,9 +134,11 @@ def test_sticky_clients_keep_their_replica_and_cookieless_ones_do_not() -> None:
         _run(FakeApi(), rate=100, duration_s=0.6, clients=4, sticky=True, mix=whoami_only)
     )
     by_client: dict[int, set[str]] = {}
-    for r in sticky.records:
-        by_client.setdefault(r.client, set()).add(r.replica)
-    assert all(len(replicas) == 1 for replicas in by_client.values())
+    for client in range(4):
+        mine = [r for r in sticky.records if r.client == client]
+        cookie_known = min(r.done_s for r in mine)  # requests sent later carry the cookie
+        by_client[client] = {r.replica for r in mine if r.sent_s > cookie_known}
+    assert all(len(replicas) == 1 for replicas in by_client.values()), by_client
 
     _, loose = asyncio.run(_run(FakeApi(), rate=100, duration_s=0.6, clients=1, mix=whoami_only))
     assert len({r.replica for r in loose.records}) == 3
