@@ -166,5 +166,5 @@ def test_run_is_bounded_by_its_deadline_when_the_server_hangs() -> None:
     _, result = asyncio.run(
         _run(api, rate=20, duration_s=0.5, timeout_s=0.3, mix=WorkloadMix(1, 0, 0))
     )
-    assert result.wall_s < 0.5 + 0.3 + 2.5
+    assert result.wall_s < result.config.hard_deadline_s() + 3.0  # bounded, not a timing
     assert {r.failure_kind for r in result.records} == {"Timeout"}
