@@ -7,8 +7,9 @@ from python_on_whales.exceptions import DockerException
 
 from hactl.endpoints import stack_endpoints
 from hactl.errors import HactlError, InvalidInputError
+from hactl.label_drift import traefik_label_drift
 from hactl.replicas import web_containers
-from hactl.stack import Stack
+from hactl.stack import WEB_SERVICE, Stack, process_env
 from hactl.traefik_api import TraefikApiError
 
 
@@ -40,3 +41,24 @@ def require_image(docker: DockerClient, image: str) -> None:
         raise InvalidInputError(
             f"image {image!r} does not exist on this engine",
             "build it first (e.g. `hactl rollout --build`) or check the tag with `docker images`")
+
+
+def require_no_label_drift(stack: Stack, docker: DockerClient, image: str | None = None) -> None:
+    """Refuse to start replicas that Traefik could not merge with the running ones."""
+    running = [c for c in web_containers(stack, docker) if c.state.running]
+    if not running:
+        return
+    with process_env({"WEB_IMAGE": image} if image else {}):
+        model = docker.compose.config(return_json=True)
+    service = model.get("services", {}).get(WEB_SERVICE, {}) if isinstance(model, dict) else {}
+    labels = service.get("labels") or {}
+    if isinstance(labels, list):  # compose may give ["key=value", ...]
+        labels = dict(item.split("=", 1) for item in labels if "=" in item)
+    drift = traefik_label_drift(labels, running[0].config.labels or {})
+    if drift:
+        raise HactlError(
+            "the compose files give new replicas other Traefik labels than the running ones; "
+            "Traefik would drop the `web` service (every request 404s) while both run: "
+            + "; ".join(drift),
+            "apply label changes with `make up-ha` (recreates the replicas), or restore the "
+            "compose files, then retry")

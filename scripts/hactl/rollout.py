@@ -25,7 +25,7 @@ from python_on_whales.exceptions import DockerException
 from hactl.draining import StoppedReplica, drain_and_remove
 from hactl.endpoints import Endpoints, stack_endpoints
 from hactl.errors import HactlError, InvalidInputError, RolledBackError
-from hactl.preflight import require_image, require_running
+from hactl.preflight import require_image, require_no_label_drift, require_running
 from hactl.replicas import web_containers
 from hactl.rollout_plan import plan_rollout
 from hactl.rotation import wait_in_rotation
@@ -111,6 +111,7 @@ def rollout(stack: Stack, image: str | None, build: bool, batch_size: int,
     if image:
         require_image(docker, image)
     require_running(stack, docker)
+    require_no_label_drift(stack, docker, image)
     endpoints = stack_endpoints(stack)
     old = sorted(web_containers(stack, docker), key=container_number)
     previous_image = old[0].config.image

@@ -6,12 +6,13 @@ draining them, so no request fails; Compose is then told the new count and has n
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from hactl.draining import StoppedReplica, drain_and_remove
 from hactl.endpoints import stack_endpoints
 from hactl.errors import HactlError
-from hactl.preflight import require_running
+from hactl.preflight import require_no_label_drift, require_running
 from hactl.replicas import web_containers
 from hactl.rotation import wait_count_in_rotation
 from hactl.stack import Stack, container_number
@@ -30,8 +31,6 @@ class ScaleResult:
 
 
 def scale(stack: Stack, count: int, timeout: float) -> ScaleResult:
-    import time
-
     validate_replica_count(count)
     docker = stack.docker()
     require_running(stack, docker)
@@ -43,6 +42,8 @@ def scale(stack: Stack, count: int, timeout: float) -> ScaleResult:
     if count < len(current):
         victims = [c.name for c in current[count:]]
         removed = drain_and_remove(stack, endpoints, victims, timeout, docker)
+    if count > len(current):
+        require_no_label_drift(stack, docker)
     started = compose_scale_web(stack, count, docker=docker)
     record_state(stack, WEB_REPLICAS=str(count))
     try:
