@@ -65,7 +65,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await task
             await db.stop()
 
-    app = FastAPI(title="compose-ha backend", version=settings.app_version, lifespan=lifespan)
+    # No /docs or /redoc: their assets come from a CDN, unreachable in air-gapped setups.
+    app = FastAPI(
+        title="compose-ha backend",
+        version=settings.app_version,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.settings = settings
     app.state.db = db
     app.state.refresh_gauges = refresh_gauges

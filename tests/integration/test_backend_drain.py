@@ -154,3 +154,25 @@ def test_sigterm_drains_then_exits_cleanly(drain_stack: Stack) -> None:
     )
     assert web.state.exit_code == 0, summary
     assert not web.state.oom_killed
+
+
+def test_sigterm_after_an_operator_drain_waits_only_the_remainder(drain_stack: Stack) -> None:
+    """`app.control drain` first (hactl's pre-stop step), then SIGTERM once the drain period
+    has passed: gunicorn must not drain a second time, only stop gracefully."""
+    stack = drain_stack
+    (web,) = stack.containers("web", all_states=True)
+    web.reload()
+    if not web.state.running:
+        stack.docker.start(web)
+    base = stack.base_url
+    wait_for(lambda: httpx.get(f"{base}/readyz", timeout=2).status_code == 200, 60, "/readyz 200")
+    stack.docker.execute(web, ["python3", "-m", "app.control", "drain"])
+    assert httpx.get(f"{base}/readyz", timeout=2).json()["reason"] == "draining"
+    time.sleep(DRAIN_SECONDS + 0.5)
+    # Still serving while drained.
+    assert httpx.get(f"{base}/api/v1/whoami", timeout=10).status_code == 200
+    stack.docker.stop(web, time=STOP_TIMEOUT)
+    web.reload()
+    assert web.state.exit_code == 0
+    logs = stack.docker.logs(web)
+    assert "SIGTERM: draining for 0.0s before graceful stop" in logs, logs[-2000:]
