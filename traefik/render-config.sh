@@ -3,7 +3,9 @@
 set -eu
 : "${COMPOSE_PROJECT:?COMPOSE_PROJECT must name the compose project Traefik serves}"
 out=/tmp/traefik.yml
-sed -e "s|@COMPOSE_PROJECT@|${COMPOSE_PROJECT}|g" \
+drop_acme=
+[ -n "${ACME_EMAIL:-}" ] || drop_acme='/^# BEGIN acme/,/^# END acme/d'
+sed -e "${drop_acme:-/^# BEGIN acme/d}" -e "s|@COMPOSE_PROJECT@|${COMPOSE_PROJECT}|g" \
     -e "s|@DOCKER_ENDPOINT@|${DOCKER_ENDPOINT:-unix:///var/run/docker.sock}|g" \
     -e "s|@ACME_EMAIL@|${ACME_EMAIL:-}|g" \
     -e "s|@LOG_LEVEL@|${TRAEFIK_LOG_LEVEL:-INFO}|g" \
