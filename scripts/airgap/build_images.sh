@@ -104,7 +104,8 @@ build_component() {
   else
     say "building $tag"
     local start=$SECONDS
-    docker build -q --label "compose-ha.inputs=$hash" --build-arg "ROOTFS_IMAGE=$ROOTFS_IMAGE" \
+    local no_cache=(); [ "${FORCE_REBUILD:-0}" = 1 ] && no_cache=(--no-cache)
+    docker build -q "${no_cache[@]}" --label "compose-ha.inputs=$hash" --build-arg "ROOTFS_IMAGE=$ROOTFS_IMAGE" \
       --build-arg "TRAEFIK_VERSION=$TRAEFIK_VERSION" -t "$tag" "$dir" >"$dir.log" 2>&1 \
       || { tail -30 "$dir.log" >&2; rm -rf "$dir" "$dir.log"; die "building $tag failed"; }
     rm -f "$dir.log"
