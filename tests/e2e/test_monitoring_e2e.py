@@ -193,7 +193,7 @@ def test_app_metrics_are_summed_over_workers(mon_stack: Stack) -> None:
     counter = f'sum by (instance) (http_requests_total{{job="web", handler="{WHOAMI}"}})'
     ids = by_instance_label(mon_stack)
     # A settled baseline: two consecutive scrapes agree.
-    before = wait_for(lambda: stable(mon_stack, counter), 30, "a settled request counter")
+    (before,) = wait_for(lambda: stable(mon_stack, counter), 30, "a settled request counter")
 
     answers = send_whoami(mon_stack, 400)
     sent_to: dict[str, int] = {}
@@ -221,10 +221,12 @@ def by_instance_label(stack: Stack) -> dict[str, str]:
     }
 
 
-def stable(stack: Stack, expr: str) -> dict[str, float] | None:
+def stable(stack: Stack, expr: str) -> tuple[dict[str, float]] | None:
+    """The values of `expr` if two scrapes apart they are the same ({} before the first
+    request is also a settled value, hence the tuple)."""
     first = by_instance(stack, expr)
     time.sleep(6)  # > the web scrape interval
-    return first if by_instance(stack, expr) == first else None
+    return (first,) if by_instance(stack, expr) == first else None
 
 
 def test_every_dashboard_panel_returns_data(mon_stack: Stack) -> None:
