@@ -40,6 +40,9 @@ timeout = int(_env_float("WORKER_TIMEOUT", 30))
 # the lead in traefik's serversTransport): otherwise we close a connection Traefik is about to
 # reuse and the request racing that close becomes a 502.
 keepalive = int(_env_float("KEEPALIVE_SECONDS", 75))
+# Behind Traefik the peer is always the proxy: trust its X-Forwarded-* so logs show the client.
+# Only Traefik (or 127.0.0.1 in the single-replica setup) can reach the port.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "*")
 # Heartbeat files in RAM: works with a read-only root filesystem and avoids disk stalls.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 # Our app writes one JSON access line per request itself.
