@@ -28,12 +28,14 @@ declare -A TAG=(
   [prometheus]=compose-ha/prometheus:2.42
   [alertmanager]=compose-ha/alertmanager:0.25
   [node-exporter]=compose-ha/node-exporter:1.5
+  [wrk]=compose-ha/wrk:4.1.0          # Debian wrk 4.1.0-3+b2: hactl bench's compiled generator
 )
 declare -A ENV_VAR=(
   [python-base]=PYTHON_BASE_IMAGE [traefik]=TRAEFIK_IMAGE [postgres]=POSTGRES_IMAGE
   [prometheus]=PROMETHEUS_IMAGE [alertmanager]=ALERTMANAGER_IMAGE [node-exporter]=NODE_EXPORTER_IMAGE
+  [wrk]=WRK_IMAGE
 )
-ORDER=(python-base traefik postgres prometheus alertmanager node-exporter)
+ORDER=(python-base traefik postgres prometheus alertmanager node-exporter wrk)
 
 say() { printf '\033[1mairgap:\033[0m %s\n' "$*"; }
 die() { printf 'airgap: error: %s\n' "$*" >&2; exit 1; }
