@@ -9,11 +9,12 @@ import threading
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.stack import Stack, wait_for
+from tests.support.stack import REPO, SECRETS_DIR, Stack, free_port, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -444,6 +445,63 @@ def test_migrate_twice_at_once_is_safe(stack: Stack, anon: httpx.Client) -> None
     versions = psql(stack, "SELECT version FROM schema_migrations ORDER BY version").split()
     assert versions == sorted(set(versions)) and versions[0] == "1"
     assert anon.get("/readyz").status_code == 200
+
+
+def test_readiness_follows_the_schema_version(stack: Stack, docker_engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A replica is unready until the database holds every migration its image ships."""
+    db = f"be_fresh_{uuid.uuid4().hex[:8]}"
+    psql(stack, f"CREATE DATABASE {db}")
+    # This "image" ships one migration more than the stack's database has.
+    migrations = tmp_path / "migrations"
+    migrations.mkdir()
+    for f in (REPO / "backend" / "migrations").glob("*.sql"):
+        (migrations / f.name).write_text(f.read_text())
+    (migrations / "0999_future.sql").write_text("CREATE TABLE future_probe (id integer);\n")
+    for p in (tmp_path, migrations, *migrations.iterdir()):
+        p.chmod(0o755)
+    port = free_port()
+    (web,) = stack.containers("web")
+    name = f"be-schema-{uuid.uuid4().hex[:6]}"
+    container = docker_engine.run(
+        web.config.image,
+        name=name,
+        detach=True,
+        networks=[f"{stack.project}_backend"],
+        publish=[(f"127.0.0.1:{port}", 8000)],
+        envs={
+            "DATABASE_HOST": "postgres",
+            "DATABASE_NAME": db,
+            "DATABASE_PASSWORD": (SECRETS_DIR / "postgres_password").read_text().strip(),
+            "MIGRATIONS_DIR": "/migrations",
+            "API_TOKENS": "t",
+        },
+        volumes=[(str(migrations), "/migrations", "ro")],
+        read_only=True,
+        tmpfs=["/run/app:uid=10001,gid=10001", "/tmp"],
+    )
+    url = f"http://127.0.0.1:{port}/readyz"
+
+    def reason() -> str | None:
+        r = httpx.get(url, timeout=5)
+        return "ready" if r.status_code == 200 else r.json()["reason"]
+
+    try:
+        wait_for(lambda: reason() == "migrations_missing", 60, "readyz 503 migrations_missing")
+        shipped = "MIGRATIONS_DIR=/app/migrations"
+        docker_engine.execute(container, ["env", shipped, "python3", "-m", "app.migrate"])
+        body = httpx.get(url, timeout=5).json()
+        assert body == {
+            "status": "unready",
+            "reason": "migrations_pending",
+            "schema_version": 1,
+            "expected_schema_version": 999,
+        }
+        docker_engine.execute(container, ["python3", "-m", "app.migrate"])
+        assert reason() == "ready"
+        assert httpx.get(url, timeout=5).json()["schema_version"] == 999
+    finally:
+        docker_engine.container.remove(container, force=True)
+        psql(stack, f"DROP DATABASE IF EXISTS {db}")
 
 
 # --- database outage (last: it pauses the module's PostgreSQL) ---------------------------------
