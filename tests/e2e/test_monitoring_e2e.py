@@ -66,7 +66,11 @@ def write_test_rules(directory: Path) -> None:
             {
                 "name": "e2e_overrides",
                 "rules": [
-                    {"record": "compose_ha_web_desired_replicas", "expr": "vector(5)"},
+                    {
+                        "record": "compose_ha_web_desired_replicas",
+                        "expr": "vector(5)",
+                        "labels": {"source": "override"},
+                    },
                     fast,
                 ],
             }

@@ -81,8 +81,12 @@ def test_desired_replicas_is_a_recording_rule_with_an_override() -> None:
         for r in group["rules"]
     }
     expr = rules["compose_ha:web_desired_replicas"]
-    assert "compose_ha_web_desired_replicas" in expr
+    assert 'compose_ha_web_desired_replicas{source="override"}' in expr
+    assert 'compose_ha_web_desired_replicas{source="env"}' in expr
     assert "vector(3)" in expr  # the default matches WEB_REPLICAS in docker-compose.ha.yml
+    compose = load(REPO / "compose" / "monitoring.yml")
+    env = compose["services"]["prometheus"]["environment"]
+    assert env["WEB_DESIRED_REPLICAS"] == "${WEB_REPLICAS:-3}"
 
 
 def test_scrape_config_finds_every_replica_by_dns() -> None:
