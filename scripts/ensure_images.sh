@@ -17,6 +17,7 @@ UPSTREAM=(
   PROMETHEUS_IMAGE=prom/prometheus:v2.55.1
   ALERTMANAGER_IMAGE=prom/alertmanager:v0.27.0
   NODE_EXPORTER_IMAGE=prom/node-exporter:v1.8.2
+  SOCKET_PROXY_IMAGE=haproxy:2.6
 )
 
 all_present() {  # every image named in the env file exists in the engine's store
