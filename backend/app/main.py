@@ -17,6 +17,7 @@ from app.db import Database
 from app.logging_setup import configure_logging
 from app.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from app.migration_files import expected_version
+from app.purge import purge_loop
 from app.routes import chat, health, info, work
 from app.settings import Settings, get_settings
 
@@ -48,7 +49,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await db.start()
         metrics.DB_POOL_MAX.set(settings.db_pool_max)
         metrics.BUILD_INFO.labels(settings.app_version, settings.replica_id).set(1)
-        task = asyncio.create_task(refresh_loop())
+        tasks = [
+            asyncio.create_task(refresh_loop()),
+            asyncio.create_task(
+                purge_loop(
+                    db, settings.idempotency_ttl_hours, settings.idempotency_purge_interval_s
+                )
+            ),
+        ]
         if not settings.tokens:
             log.warning(
                 "no API tokens configured (API_TOKENS / API_TOKENS_FILE): /api/v1 answers 401"
@@ -60,9 +68,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            task.cancel()
+            for task in tasks:
+                task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                await asyncio.gather(*tasks)
             await db.stop()
 
     # No /docs or /redoc: their assets come from a CDN, unreachable in air-gapped setups.

@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     max_title_chars: int = 200
     work_max_cpu_ms: int = 2000
     retry_after_seconds: int = 1
+    idempotency_ttl_hours: float = 24.0
+    idempotency_purge_interval_s: float = 600.0
 
     @cached_property
     def tokens(self) -> list[str]:

@@ -489,11 +489,12 @@ def test_readiness_follows_the_schema_version(stack: Stack, docker_engine, tmp_p
         wait_for(lambda: reason() == "migrations_missing", 60, "readyz 503 migrations_missing")
         shipped = "MIGRATIONS_DIR=/app/migrations"
         docker_engine.execute(container, ["env", shipped, "python3", "-m", "app.migrate"])
+        shipped_version = max(int(f.name[:4]) for f in migrations.glob("0[0-8]*.sql"))
         body = httpx.get(url, timeout=5).json()
         assert body == {
             "status": "unready",
             "reason": "migrations_pending",
-            "schema_version": 1,
+            "schema_version": shipped_version,
             "expected_schema_version": 999,
         }
         docker_engine.execute(container, ["python3", "-m", "app.migrate"])
