@@ -21,9 +21,15 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from python_on_whales import Container, DockerClient
+from python_on_whales import Container, DockerClient, client_config
 
 from hactl.envfile import read_env_file
+
+# python-on-whales runs `docker inspect` again on every attribute read of a Container whose
+# inspect result is older than 10 ms. Reading one replica's facts touches ~10 attributes, and the
+# waits poll every second: that was dozens of `docker` processes per second on a 2-core host.
+# hactl takes a fresh Container object (fresh inspect) on every poll, so 1 s of caching is safe.
+client_config.CACHE_VALIDITY_PERIOD = 1.0
 
 DEFAULT_PROJECT = "compose-ha"
 WEB_SERVICE = "web"

@@ -30,7 +30,7 @@ class WaitResult:
     seconds: float
 
 
-def wait_for(what: str, check: Check, timeout: float, interval: float = 0.5) -> WaitResult:
+def wait_for(what: str, check: Check, timeout: float, interval: float = 1.0) -> WaitResult:
     """Poll `check` until it reports done, or raise WaitTimeoutError after `timeout` seconds.
 
     A check that raises counts as "not yet" (its message becomes the detail), so transient API

@@ -13,6 +13,8 @@ What Compose 5.6.1 does here (measured with real runs, engine 20.10):
   a full outage. That is why hactl records WEB_IMAGE and WEB_REPLICAS in the rollout env file
   (`.env.rollout`, read by the Makefile after `.env.images`): a later `make up-ha` sees a model that
   matches the running containers and changes nothing.
+- Compose counts stopped containers of the service as replicas and restarts them rather than
+  creating new ones, so hactl removes exited `web` containers before asking for more.
 - `--no-deps` keeps the call from touching postgres, the one-shot migrate or traefik;
   `--pull never --no-build` keeps it from fetching or building anything.
 """
@@ -34,10 +36,22 @@ def web_names(docker: DockerClient, stack: Stack) -> set[str]:
     return {c.name for c in project_containers(docker, stack.project, WEB_SERVICE)}
 
 
+def remove_stopped_web(docker: DockerClient, stack: Stack) -> list[str]:
+    """Remove exited/created `web` containers: Compose would restart them (old config and all)
+    instead of creating new ones when asked for more replicas. They serve nothing."""
+    stopped = [c for c in project_containers(docker, stack.project, WEB_SERVICE,
+                                             include_stopped=True)
+               if c.state.status in ("exited", "created", "dead")]
+    if stopped:
+        docker.container.remove(stopped, force=True)
+    return [c.name for c in stopped]
+
+
 def compose_scale_web(stack: Stack, count: int, image: str | None = None,
                       docker: DockerClient | None = None) -> list[str]:
     """`up --no-recreate --no-deps --scale web=count`; returns the names of created containers."""
     docker = docker or stack.docker()
+    remove_stopped_web(docker, stack)
     before = web_names(docker, stack)
     overrides: Mapping[str, str] = {"WEB_IMAGE": image} if image else {}
     with process_env({**overrides, "WEB_REPLICAS": str(count)}):

@@ -1,0 +1,277 @@
+"""hactl against a real HA stack, under a constant-rate stream of GETs and idempotent POSTs.
+
+One stack for the module (3 replicas of `compose-ha/web:hx-v1`); the tests run in file order:
+verify, a rollout to a broken image (rolled back), a rollout v1 -> v2, scaling 3 -> 5 -> 2.
+Every load is bounded in time and rate; failed requests must be zero and every acknowledged
+write must be stored exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from python_on_whales import DockerClient
+
+from hactl.envfile import read_env_file
+from hactl.loadgen import LoadConfig, LoadGenerator, LoadResult, WorkloadMix
+from hactl.stack import process_env
+from hactl.write_check import check_write_set, fetch_stored_writes
+from tests.support.stack import BASE_FILE, IMAGES_ENV, REPO, Stack, ha_files
+
+pytestmark = pytest.mark.e2e
+
+HACTL = str(Path(sys.executable).parent / "hactl")
+V1 = "compose-ha/web:hx-v1"
+V2 = "compose-ha/web:hx-v2"
+BROKEN = "compose-ha/web:hx-broken"
+VERSIONS = {V1: "1.0.0-hx", V2: "2.0.0-hx"}
+RATE = 20.0
+# Same image, but /readyz is 503 forever: the state dir it reads holds an `unready` flag.
+BROKEN_DOCKERFILE = f"""
+FROM {V1}
+USER root
+RUN mkdir -p /opt/broken-state && touch /opt/broken-state/unready \\
+    && chown -R 10001:10001 /opt/broken-state
+USER 10001:10001
+ENV APP_STATE_DIR=/opt/broken-state
+"""
+
+
+# --- images and stack ------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def test_images(docker_engine: DockerClient, tmp_path_factory: pytest.TempPathFactory) -> None:
+    builder = DockerClient(
+        compose_files=[BASE_FILE],
+        compose_env_files=[IMAGES_ENV],
+        compose_project_name="hx-image-build",
+        compose_project_directory=REPO,
+    )
+    for image, version in VERSIONS.items():
+        with process_env({"WEB_IMAGE": image, "APP_VERSION": version}):
+            builder.compose.build(["web"])
+        assert docker_engine.image.exists(image), f"building {image} failed"
+    context = tmp_path_factory.mktemp("broken-image")
+    (context / "Dockerfile").write_text(BROKEN_DOCKERFILE)
+    docker_engine.legacy_build(context, tags=[BROKEN])
+
+
+@pytest.fixture(scope="module")
+def stack(test_images: None) -> Iterator[Stack]:
+    s = Stack("hx", ha_files(), env={"WEB_REPLICAS": "3", "WEB_IMAGE": V1})
+    try:
+        s.up()
+        s.wait_in_rotation(3)
+        yield s
+    finally:
+        s.down()
+
+
+@pytest.fixture(scope="module")
+def rollout_env(stack: Stack) -> Path:
+    return stack.workdir / f"{stack.project}.env.rollout"
+
+
+def hactl(stack: Stack, rollout_env: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the installed console script; the stack is found by its project name alone."""
+    command = [HACTL, "--project", stack.project, "--rollout-env-file", str(rollout_env), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
+
+
+def status(stack: Stack, rollout_env: Path) -> list[dict[str, object]]:
+    result = hactl(stack, rollout_env, "--json", "status")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["replicas"]
+
+
+# --- load ------------------------------------------------------------------------------------
+class BoundedLoad:
+    """The open-loop load generator in a thread: fixed rate, fixed duration, then stops."""
+
+    def __init__(self, stack: Stack, duration_s: float) -> None:
+        self.stack = stack
+        self.generator = LoadGenerator(
+            LoadConfig(
+                base_url=stack.base_url,
+                token=stack.api_token,
+                rate=RATE,
+                duration_s=duration_s,
+                mix=WorkloadMix(whoami=0.6, write=0.3, read=0.1),
+                clients=8,
+                timeout_s=5.0,
+            )
+        )
+        self.outcome: LoadResult | BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.outcome = asyncio.run(self.generator.run())
+        except BaseException as error:
+            self.outcome = error
+
+    def __enter__(self) -> BoundedLoad:
+        self.thread.start()
+        deadline = time.monotonic() + 90
+        while not self.generator.started.is_set() and self.outcome is None:
+            assert time.monotonic() < deadline, "the load generator did not start"
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.thread.join(timeout=self.generator.config.hard_deadline_s() + 60)
+
+    def assert_no_failures(self) -> None:
+        self.thread.join(timeout=self.generator.config.hard_deadline_s() + 60)
+        assert isinstance(self.outcome, LoadResult), f"load generator failed: {self.outcome!r}"
+        summary = self.outcome.summary()
+        failed = [
+            f"#{r.seq} {r.method} {r.path} at {r.intended_s:.1f}s: {r.failure_kind} {r.error or ''}"
+            for r in self.outcome.records
+            if not r.ok
+        ][:20]
+        assert summary.total > 0
+        assert summary.failed == 0, f"{summary.failed} of {summary.total} failed: {failed}"
+        postgres = self.stack.containers("postgres")[0]
+        stored = fetch_stored_writes(self.stack.docker, postgres, self.generator.config.run_id)
+        check = check_write_set(self.outcome.records, stored)
+        assert not check.lost, f"acknowledged writes lost: {check.lost[:10]}"
+        assert not check.duplicated, f"writes stored twice: {check.duplicated}"
+
+
+def lb_versions(stack: Stack, samples: int = 30) -> set[str]:
+    with httpx.Client(base_url=stack.base_url, timeout=5) as client:
+        return {client.get("/api/v1/whoami").json()["version"] for _ in range(samples)}
+
+
+# --- tests -----------------------------------------------------------------------------------
+def test_bad_input_changes_nothing(stack: Stack, rollout_env: Path) -> None:
+    before = sorted(c.id for c in stack.containers("web"))
+    for args, code in (
+        (["scale", "0"], 2),
+        (["scale", "11"], 2),
+        (["rollout", "--image", "compose-ha/web:no-such-tag"], 2),
+    ):
+        result = hactl(stack, rollout_env, *args)
+        assert result.returncode == code, (args, result.stdout, result.stderr)
+        assert "error:" in result.stderr
+    assert sorted(c.id for c in stack.containers("web")) == before
+    missing = subprocess.run(
+        [HACTL, "--project", "chatest-hx-not-running", "scale", "3"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert missing.returncode == 1
+    assert "not running" in missing.stderr
+
+
+def test_verify_passes_on_a_healthy_stack(stack: Stack, rollout_env: Path) -> None:
+    result = hactl(stack, rollout_env, "--json", "verify", "--replicas", "3")
+    report = json.loads(result.stdout)
+    assert result.returncode == 0, report
+    assert report["passed"] is True
+    names = {check["name"] for check in report["checks"]}
+    assert {
+        "replica count",
+        "all healthy",
+        "all UP in Traefik",
+        "spread without cookie",
+        "sticky cookie pins",
+        "/readyz through the LB",
+        "database reachable",
+    } <= names
+
+
+def test_verify_fails_naming_the_check_while_a_replica_is_paused(
+    stack: Stack, rollout_env: Path
+) -> None:
+    victim = stack.containers("web")[0]
+    victim.pause()
+    try:
+        result = hactl(stack, rollout_env, "--json", "verify", "--replicas", "3")
+    finally:
+        victim.unpause()
+    report = json.loads(result.stdout)
+    assert result.returncode == 1
+    failed = {check["name"] for check in report["checks"] if not check["passed"]}
+    assert "all healthy" in failed
+    assert any(
+        victim.name in check["detail"]
+        for check in report["checks"]
+        if check["name"] == "all healthy"
+    )
+    assert "failed: " in result.stderr and "all healthy" in result.stderr
+    stack.wait_in_rotation(3)
+
+
+def test_rollout_to_a_broken_image_rolls_back(stack: Stack, rollout_env: Path) -> None:
+    before = {r["name"] for r in status(stack, rollout_env)}
+    with BoundedLoad(stack, duration_s=60) as load:
+        result = hactl(stack, rollout_env, "rollout", "--image", BROKEN, "--timeout", "20")
+    assert result.returncode != 0
+    assert "rolled back" in result.stderr
+    load.assert_no_failures()
+    replicas = status(stack, rollout_env)
+    assert {r["name"] for r in replicas} == before
+    assert {r["version"] for r in replicas} == {VERSIONS[V1]}
+    assert all(r["in_rotation"] for r in replicas)
+    assert read_env_file(rollout_env).get("WEB_IMAGE") in (None, V1)
+
+
+def test_rollout_v1_to_v2_loses_nothing(stack: Stack, rollout_env: Path) -> None:
+    old = {c.name for c in stack.containers("web")}
+    with BoundedLoad(stack, duration_s=90) as load:
+        started = time.monotonic()
+        result = hactl(stack, rollout_env, "--json", "rollout", "--image", V2, "--timeout", "120")
+        print(f"rollout of 3 replicas took {time.monotonic() - started:.1f}s: {result.stdout}")
+    assert result.returncode == 0, result.stderr
+    load.assert_no_failures()
+    report = json.loads(result.stdout)
+    assert {s["name"] for s in report["stopped"]} == old
+    assert all(s["exit_code"] == 0 for s in report["stopped"]), report["stopped"]
+    replicas = status(stack, rollout_env)
+    assert len(replicas) == 3
+    assert not old & {r["name"] for r in replicas}
+    assert {r["version"] for r in replicas} == {VERSIONS[V2]}
+    assert {r["image"] for r in replicas} == {V2}
+    assert lb_versions(stack) == {VERSIONS[V2]}
+    assert read_env_file(rollout_env)["WEB_IMAGE"] == V2
+
+
+def test_compose_up_after_rollout_keeps_the_new_image(stack: Stack, rollout_env: Path) -> None:
+    """What `make up-ha` does, with the rollout env file last: nothing is recreated."""
+    before = sorted(c.id for c in stack.containers("web"))
+    DockerClient(
+        compose_files=stack.files,
+        compose_env_files=[*stack.env_files, rollout_env],
+        compose_project_name=stack.project,
+        compose_project_directory=REPO,
+    ).compose.up(detach=True, wait=True, wait_timeout=120)
+    assert sorted(c.id for c in stack.containers("web")) == before
+    assert {c.config.image for c in stack.containers("web")} == {V2}
+
+
+def test_scale_3_to_5_to_2_loses_nothing(stack: Stack, rollout_env: Path) -> None:
+    with BoundedLoad(stack, duration_s=75) as load:
+        started = time.monotonic()
+        up = hactl(stack, rollout_env, "scale", "5")
+        print(f"scale 3 -> 5 took {time.monotonic() - started:.1f}s: {up.stdout}")
+        assert up.returncode == 0, up.stderr
+        assert [r["in_rotation"] for r in status(stack, rollout_env)] == [True] * 5
+        down = hactl(stack, rollout_env, "scale", "2")
+        assert down.returncode == 0, down.stderr
+        assert [r["in_rotation"] for r in status(stack, rollout_env)] == [True] * 2
+    load.assert_no_failures()
+    assert len(stack.containers("web", all_states=True)) == 2
+    assert read_env_file(rollout_env)["WEB_REPLICAS"] == "2"
+    stack.wait_in_rotation(2)
