@@ -44,21 +44,28 @@ def restore(stack: Stack, replicas: int = 3) -> None:
     stack.wait_in_rotation(replicas, timeout=90)
 
 
-def test_distribution_without_cookie(ha_stack: Stack) -> None:
-    counts = count_by(whoami_without_cookie(ha_stack) for _ in range(300))
-    replicas = {hostname(c) for c in ha_stack.containers("web")}
+@pytest.fixture
+def ha(ha_stack: Stack) -> Stack:
+    """The module's HA stack with 3 replicas in rotation, whatever the previous test did."""
+    restore(ha_stack)
+    return ha_stack
+
+
+def test_distribution_without_cookie(ha: Stack) -> None:
+    counts = count_by(whoami_without_cookie(ha) for _ in range(300))
+    replicas = {hostname(c) for c in ha.containers("web")}
     assert set(counts) == replicas, f"served by {counts}, replicas are {replicas}"
     for replica, n in counts.items():
         assert 0.20 <= n / 300 <= 0.47, f"{replica} served {n}/300: {counts}"
 
 
 @pytest.mark.parametrize("scheme", ["http", "https"])
-def test_sticky_cookie_pins_a_client(ha_stack: Stack, scheme: str) -> None:
+def test_sticky_cookie_pins_a_client(ha: Stack, scheme: str) -> None:
     if scheme == "http":
-        base, verify = ha_stack.base_url, True  # type: ignore[assignment]
+        base, verify = ha.base_url, True  # type: ignore[assignment]
     else:  # websecure, verified against the certificate the stack generated
         base, verify = (
-            f"https://127.0.0.1:{ha_stack.port('HTTPS_PORT')}",
+            f"https://127.0.0.1:{ha.port('HTTPS_PORT')}",
             str(SECRETS_DIR / "tls.crt"),
         )
     with httpx.Client(base_url=base, verify=verify, timeout=5) as client:
@@ -73,15 +80,15 @@ def test_sticky_cookie_pins_a_client(ha_stack: Stack, scheme: str) -> None:
     assert seen == {pinned: 100}
 
 
-def test_unlabelled_container_is_not_routed(ha_stack: Stack) -> None:
+def test_unlabelled_container_is_not_routed(ha: Stack) -> None:
     """A project container without traefik.enable=true gets no route; with it, it would."""
-    image = ha_stack.containers("web")[0].config.image
-    network = f"{ha_stack.project}_backend"
+    image = ha.containers("web")[0].config.image
+    network = f"{ha.project}_backend"
     started: list[Container] = []
 
     def start(name: str, enable: bool) -> None:
         labels = {
-            "com.docker.compose.project": ha_stack.project,
+            "com.docker.compose.project": ha.project,
             f"traefik.http.routers.{name}.rule": f"Host(`{name}.test`)",
             f"traefik.http.routers.{name}.priority": "1000",
             f"traefik.http.services.{name}.loadbalancer.server.port": "9000",
@@ -89,7 +96,7 @@ def test_unlabelled_container_is_not_routed(ha_stack: Stack) -> None:
         if enable:
             labels["traefik.enable"] = "true"
         started.append(
-            ha_stack.docker.run(
+            ha.docker.run(
                 image,
                 [
                     "python3",
@@ -99,16 +106,14 @@ def test_unlabelled_container_is_not_routed(ha_stack: Stack) -> None:
                 detach=True,
                 networks=[network],
                 labels=labels,
-                name=f"{ha_stack.project}-{name}",
+                name=f"{ha.project}-{name}",
                 user="10001",
                 healthcheck=False,  # the image's check probes :8000/readyz, which this server lacks
             )
         )
 
     def routers() -> set[str]:
-        r = httpx.get(
-            f"{ha_stack.api_url}/api/http/routers", auth=ha_stack.dashboard_auth, timeout=2
-        )
+        r = httpx.get(f"{ha.api_url}/api/http/routers", auth=ha.dashboard_auth, timeout=2)
         return {router["name"] for router in r.json()}
 
     tag = secrets.token_hex(3)
@@ -119,7 +124,7 @@ def test_unlabelled_container_is_not_routed(ha_stack: Stack) -> None:
         wait_for(
             lambda: (
                 httpx.get(
-                    ha_stack.base_url + "/", headers={"Host": f"control{tag}.test"}, timeout=2
+                    ha.base_url + "/", headers={"Host": f"control{tag}.test"}, timeout=2
                 ).status_code
                 == 200
             ),
@@ -128,22 +133,20 @@ def test_unlabelled_container_is_not_routed(ha_stack: Stack) -> None:
         )
         assert f"control{tag}@docker" in routers()
         assert f"rogue{tag}@docker" not in routers()
-        rogue = httpx.get(ha_stack.base_url + "/", headers={"Host": f"rogue{tag}.test"}, timeout=2)
+        rogue = httpx.get(ha.base_url + "/", headers={"Host": f"rogue{tag}.test"}, timeout=2)
         assert rogue.status_code == 404, "the unlabelled container answered through Traefik"
     finally:
         for c in started:
             c.remove(force=True)
 
 
-def test_unready_replica_leaves_rotation_and_returns(ha_stack: Stack) -> None:
-    victim = ha_stack.containers("web")[0]
-    url, name = server_url(ha_stack, victim), hostname(victim)
-    ha_stack.docker.execute(victim, ["python3", "-m", "app.control", "unready"])
+def test_unready_replica_leaves_rotation_and_returns(ha: Stack) -> None:
+    victim = ha.containers("web")[0]
+    url, name = server_url(ha, victim), hostname(victim)
+    ha.docker.execute(victim, ["python3", "-m", "app.control", "unready"])
     t0 = time.monotonic()
     try:
-        wait_for(
-            lambda: ha_stack.traefik_servers().get(url) != "UP", 10, f"{name} to leave rotation"
-        )
+        wait_for(lambda: ha.traefik_servers().get(url) != "UP", 10, f"{name} to leave rotation")
         left = time.monotonic() - t0
         health = wait_for(
             lambda: victim.reload() or victim.state.health.status == "unhealthy",
@@ -151,15 +154,15 @@ def test_unready_replica_leaves_rotation_and_returns(ha_stack: Stack) -> None:
             "Docker to see the replica unhealthy",
         )
         assert health
-        counts = count_by(whoami_without_cookie(ha_stack) for _ in range(100))
+        counts = count_by(whoami_without_cookie(ha) for _ in range(100))
         assert name not in counts, f"the unready replica still served: {counts}"
     finally:
-        ha_stack.docker.execute(victim, ["python3", "-m", "app.control", "ready"])
+        ha.docker.execute(victim, ["python3", "-m", "app.control", "ready"])
     t1 = time.monotonic()
-    wait_for(lambda: ha_stack.traefik_servers().get(url) == "UP", 30, f"{name} back in rotation")
+    wait_for(lambda: ha.traefik_servers().get(url) == "UP", 30, f"{name} back in rotation")
     back = time.monotonic() - t1
     wait_for(
-        lambda: name in {whoami_without_cookie(ha_stack) for _ in range(20)},
+        lambda: name in {whoami_without_cookie(ha) for _ in range(20)},
         30,
         f"{name} serving again",
     )
@@ -167,34 +170,34 @@ def test_unready_replica_leaves_rotation_and_returns(ha_stack: Stack) -> None:
     record_timing("ready_rejoins_rotation", back)
 
 
-def test_scale_to_five_and_back_to_three_under_load(ha_stack: Stack) -> None:
-    before = {c.id for c in ha_stack.containers("web")}
+def test_scale_to_five_and_back_to_three_under_load(ha: Stack) -> None:
+    before = {c.id for c in ha.containers("web")}
     t0 = time.monotonic()
-    ha_stack.up(scales={"web": 5})
-    webs = ha_stack.wait_in_rotation(5, timeout=90)
+    ha.up(scales={"web": 5})
+    webs = ha.wait_in_rotation(5, timeout=90)
     record_timing("compose_scale_3_to_5_in_rotation", time.monotonic() - t0)
     assert len({c.id for c in webs} - before) == 2
     names = {hostname(c) for c in webs}
     wait_for(
-        lambda: names <= set(count_by(whoami_without_cookie(ha_stack) for _ in range(50))),
+        lambda: names <= set(count_by(whoami_without_cookie(ha) for _ in range(50))),
         30,
         "all 5 replicas to serve",
     )
 
-    with BackgroundLoad(ha_stack, rate=100, duration_s=20) as load:
+    with BackgroundLoad(ha, rate=100, duration_s=20) as load:
         load.wait_until(3)
-        ha_stack.up(scales={"web": 3})  # compose stops 2 replicas: SIGTERM, they drain
+        ha.up(scales={"web": 3})  # compose stops 2 replicas: SIGTERM, they drain
     result = load.result()
-    assert len(ha_stack.containers("web")) == 3
+    assert len(ha.containers("web")) == 3
     assert result.summary().failed == 0, failures(result)
-    ha_stack.wait_in_rotation(3)
+    ha.wait_in_rotation(3)
 
 
-def test_killed_replica_loses_no_request(ha_stack: Stack) -> None:
-    victim = ha_stack.containers("web")[1]
-    with BackgroundLoad(ha_stack, rate=100, duration_s=15) as load:
+def test_killed_replica_loses_no_request(ha: Stack) -> None:
+    victim = ha.containers("web")[1]
+    with BackgroundLoad(ha, rate=100, duration_s=15) as load:
         load.wait_until(5)
-        ha_stack.docker.kill(victim, signal="SIGKILL")
+        ha.docker.kill(victim, signal="SIGKILL")
     result = load.result()
     victim.reload()
     assert victim.state.running is False and victim.state.exit_code == 137, (
@@ -205,13 +208,12 @@ def test_killed_replica_loses_no_request(ha_stack: Stack) -> None:
     assert summary.failed == 0, failures(result)
     check = load.write_check()
     assert check.lost == [] and check.duplicated == {}, check
-    restore(ha_stack)
 
 
-def test_crashed_replica_loses_no_request_and_comes_back_by_itself(ha_stack: Stack) -> None:
-    victim = ha_stack.containers("web")[2]
-    url, restarts = server_url(ha_stack, victim), victim.state.restart_count or 0
-    with BackgroundLoad(ha_stack, rate=100, duration_s=15) as load:
+def test_crashed_replica_loses_no_request_and_comes_back_by_itself(ha: Stack) -> None:
+    victim = ha.containers("web")[2]
+    url, restarts = server_url(ha, victim), victim.state.restart_count or 0
+    with BackgroundLoad(ha, rate=100, duration_s=15) as load:
         load.wait_until(5)
         # A real crash: the main process killed from the host (docker kill would count as a
         # stop by hand, which the restart policy leaves alone).
@@ -225,27 +227,27 @@ def test_crashed_replica_loses_no_request_and_comes_back_by_itself(ha_stack: Sta
         "the restart policy to restart the crashed replica",
     )
     wait_for(
-        lambda: ha_stack.traefik_servers().get(server_url(ha_stack, victim)) == "UP",
+        lambda: ha.traefik_servers().get(server_url(ha, victim)) == "UP",
         60,
         "the restarted replica back in rotation",
     )
     wait_for(
-        lambda: hostname(victim) in {whoami_without_cookie(ha_stack) for _ in range(20)},
+        lambda: hostname(victim) in {whoami_without_cookie(ha) for _ in range(20)},
         30,
         "the restarted replica serving",
     )
     record_timing("crashed_replica_serves_again", time.monotonic() - t_crash, url=url)
     check = load.write_check()
     assert check.lost == [] and check.duplicated == {}, check
-    ha_stack.wait_in_rotation(3)
+    ha.wait_in_rotation(3)
 
 
-def test_sticky_client_fails_over_with_a_new_cookie(ha_stack: Stack) -> None:
-    with httpx.Client(base_url=ha_stack.base_url, timeout=5) as client:
+def test_sticky_client_fails_over_with_a_new_cookie(ha: Stack) -> None:
+    with httpx.Client(base_url=ha.base_url, timeout=5) as client:
         first = client.get(WHOAMI)
         pinned, old_cookie = replica_of(first), client.cookies["ha_sticky"]
-        victim = next(c for c in ha_stack.containers("web") if hostname(c) == pinned)
-        ha_stack.docker.kill(victim, signal="SIGKILL")
+        victim = next(c for c in ha.containers("web") if hostname(c) == pinned)
+        ha.docker.kill(victim, signal="SIGKILL")
         victim.reload()
         assert victim.state.running is False
         after = client.get(WHOAMI)
@@ -255,4 +257,3 @@ def test_sticky_client_fails_over_with_a_new_cookie(ha_stack: Stack) -> None:
         assert client.cookies["ha_sticky"] != old_cookie
         # And the new pin holds.
         assert {replica_of(client.get(WHOAMI)) for _ in range(20)} == {replica_of(after)}
-    restore(ha_stack)
