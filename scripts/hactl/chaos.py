@@ -141,6 +141,14 @@ class TraefikPoller:
         self._stop.set()
         self._thread.join(timeout=5)
 
+    def wait_until_up(self, ips: Sequence[str], timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.polls and any(self.polls[-1][1].get(ip) == "UP" for ip in ips):
+                return True
+            time.sleep(self._interval)
+        return False
+
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
@@ -235,8 +243,6 @@ async def _run_load_with_fault(
         fault_error = f"{type(exc).__name__}: {exc}"
         mark(f"fault failed: {fault_error}")
     result = await load
-    if poller is not None:
-        poller.stop()
     return result, evidence, steps, poller, fault_error
 
 
@@ -254,10 +260,16 @@ def run_chaos(handle: ChaosStack, options: ChaosOptions) -> dict[str, Any]:
         _run_load_with_fault(handle, options, target, run_id)
     )
 
+    # The poller keeps running until the stack settled and Traefik lists the target UP again,
+    # so a rejoin after the load ended is still measured.
     settled, settle_detail = _wait_settled(handle.docker, handle.project, options.settle_timeout_s)
     if evidence is not None:
         with contextlib.suppress(Exception):
             evidence.after = snapshot(handle.docker, target.id)
+    if poller is not None:
+        if evidence is not None and evidence.after is not None and scenario.hits_a_replica:
+            poller.wait_until_up(evidence.after.ips, options.settle_timeout_s)
+        poller.stop()
     webs_after = _all_snapshots(handle.docker, handle.project)
     write_check, write_problem = _check_writes(handle, result)
 

@@ -183,18 +183,34 @@ def inject(
         evidence.during = snapshot(docker, cid)
         _start_again(docker, cid, mark, options)
     elif scenario is Scenario.PAUSE:
-        docker.container.pause(cid)
-        mark("docker pause")
-        evidence.during = snapshot(docker, cid)
-        time.sleep(options.pause_s)
-        docker.container.unpause(cid)
-        mark("docker unpause")
+        attempts = _pause(docker, cid)
+        mark("docker pause" if attempts == 1 else f"docker pause (attempt {attempts})")
+        try:
+            evidence.during = snapshot(docker, cid)
+            time.sleep(options.pause_s)
+        finally:  # never leave a replica frozen
+            docker.container.unpause(cid)
+            mark("docker unpause")
     else:  # restart, db-restart, traefik-restart
         mark("docker restart")
         docker.container.restart(cid)
         evidence.during = snapshot(docker, cid)
         mark("restarted")
     return evidence
+
+
+def _pause(docker: DockerClient, cid: str, attempts: int = 5) -> int:
+    """``docker pause``, retried: the cgroup freezer can fail ("unable to freeze") while the
+    container is forking (its health check runs every second). Returns the attempt number."""
+    for attempt in range(1, attempts + 1):
+        try:
+            docker.container.pause(cid)
+            return attempt
+        except DockerException:
+            if attempt == attempts:
+                raise
+            time.sleep(0.2)
+    return attempts
 
 
 def _start_again(docker: DockerClient, cid: str, mark: Mark, options: FaultOptions) -> None:

@@ -110,16 +110,18 @@ def render_timeline(
             for step in steps:
                 ax.axvline(step.t_s, color="tab:orange", linestyle="--", linewidth=1)
         for step in steps:
-            lat_ax.annotate(
-                step.action,
-                (step.t_s, 1.0),
-                xycoords=("data", "axes fraction"),
+            label = lat_ax.text(
+                step.t_s,
+                0.98,
+                step.action[:40],
+                transform=lat_ax.get_xaxis_transform(),
                 rotation=90,
                 va="top",
                 ha="right",
                 fontsize=7,
                 color="tab:orange",
             )
+            label.set_in_layout(False)
         lat_ax.legend(loc="upper left", fontsize=8)
         rate_ax.legend(loc="lower left", fontsize=8)
         fig.tight_layout()
