@@ -337,7 +337,11 @@ def run_chaos(handle: ChaosStack, options: ChaosOptions) -> dict[str, Any]:
         },
         "requests": summary.to_json(),
         "failed_requests": [r.to_json() for r in result.records if not r.ok][:FAILED_EXAMPLES_KEPT],
-        "outage": {**outage, "recovered_after_last_fault_step_s": recovered_within},
+        "outage": {
+            **outage,
+            "recovered_after_last_fault_step_s": recovered_within,
+            "not_503_with_retry_after": failures_without_retry_after(during),
+        },
         "rotation": rotation,
         "latency_ms": latency_inside_outside(result.records, window),
         "write_check": write_check.to_json() if write_check else {"error": write_problem},
