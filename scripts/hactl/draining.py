@@ -43,8 +43,9 @@ def start_draining(docker: DockerClient, names: Sequence[str]) -> None:
 def stop_and_remove(docker: DockerClient, names: Sequence[str]) -> list[StoppedReplica]:
     if not names:
         return []
-    grace = max((docker.container.inspect(n).config.stop_timeout or DEFAULT_STOP_GRACE)
-                for n in names)
+    grace = max(
+        (docker.container.inspect(n).config.stop_timeout or DEFAULT_STOP_GRACE) for n in names
+    )
     with contextlib.suppress(DockerException):  # some already exited: exit codes read below
         docker.container.stop(list(names), time=grace)
     stopped = []
@@ -58,8 +59,13 @@ def stop_and_remove(docker: DockerClient, names: Sequence[str]) -> list[StoppedR
     return stopped
 
 
-def drain_and_remove(stack: Stack, endpoints: Endpoints, names: Sequence[str],
-                     timeout: float, docker: DockerClient | None = None) -> list[StoppedReplica]:
+def drain_and_remove(
+    stack: Stack,
+    endpoints: Endpoints,
+    names: Sequence[str],
+    timeout: float,
+    docker: DockerClient | None = None,
+) -> list[StoppedReplica]:
     """Drain, wait until Traefik no longer routes to them, then stop gracefully and remove."""
     docker = docker or stack.docker()
     start_draining(docker, names)

@@ -30,8 +30,14 @@ def _uptime(seconds: float | None) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
-_STATE_STYLE = {"UP": "green", "DOWN": "red", "absent": "yellow", "healthy": "green",
-                "unhealthy": "red", "starting": "yellow"}
+_STATE_STYLE = {
+    "UP": "green",
+    "DOWN": "red",
+    "absent": "yellow",
+    "healthy": "green",
+    "unhealthy": "red",
+    "starting": "yellow",
+}
 
 
 def _styled(value: str) -> str:
@@ -41,12 +47,30 @@ def _styled(value: str) -> str:
 
 def replicas_table(replicas: Sequence[Replica], title: str) -> Table:
     table = Table(title=title)
-    for column in ("container", "image", "version", "status", "health", "traefik", "ip",
-                   "uptime", "restarts"):
+    for column in (
+        "container",
+        "image",
+        "version",
+        "status",
+        "health",
+        "traefik",
+        "ip",
+        "uptime",
+        "restarts",
+    ):
         table.add_column(column)
     for r in replicas:
-        table.add_row(r.name, r.image, r.version, r.status, _styled(r.health),
-                      _styled(r.traefik.value), r.ip, _uptime(r.uptime_seconds), str(r.restarts))
+        table.add_row(
+            r.name,
+            r.image,
+            r.version,
+            r.status,
+            _styled(r.health),
+            _styled(r.traefik.value),
+            r.ip,
+            _uptime(r.uptime_seconds),
+            str(r.restarts),
+        )
     return table
 
 
@@ -55,8 +79,9 @@ def checks_table(checks: Sequence[CheckResult], title: str) -> Table:
     for column in ("check", "result", "detail"):
         table.add_column(column)
     for check in checks:
-        table.add_row(check.name, "[green]PASS[/green]" if check.passed else "[red]FAIL[/red]",
-                      check.detail)
+        table.add_row(
+            check.name, "[green]PASS[/green]" if check.passed else "[red]FAIL[/red]", check.detail
+        )
     return table
 
 

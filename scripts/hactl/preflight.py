@@ -17,8 +17,9 @@ def require_engine(docker: DockerClient) -> None:
     try:
         docker.system.info()
     except DockerException as error:
-        raise HactlError("the Docker engine does not answer",
-                         "start dockerd (see scripts/bootstrap.sh)") from error
+        raise HactlError(
+            "the Docker engine does not answer", "start dockerd (see scripts/bootstrap.sh)"
+        ) from error
 
 
 def require_running(stack: Stack, docker: DockerClient) -> None:
@@ -28,19 +29,23 @@ def require_running(stack: Stack, docker: DockerClient) -> None:
     if not running:
         raise HactlError(
             f"stack {stack.project!r} is not running: no running `web` container",
-            "start it with `make up-ha` (or pass --project for another stack)")
+            "start it with `make up-ha` (or pass --project for another stack)",
+        )
     try:
         stack_endpoints(stack).traefik().http_services()
     except TraefikApiError as error:
-        raise HactlError(f"stack {stack.project!r}: {error}",
-                         "is traefik running? check TRAEFIK_API_PORT and SECRETS_DIR") from error
+        raise HactlError(
+            f"stack {stack.project!r}: {error}",
+            "is traefik running? check TRAEFIK_API_PORT and SECRETS_DIR",
+        ) from error
 
 
 def require_image(docker: DockerClient, image: str) -> None:
     if not docker.image.exists(image):
         raise InvalidInputError(
             f"image {image!r} does not exist on this engine",
-            "build it first (e.g. `hactl rollout --build`) or check the tag with `docker images`")
+            "build it first (e.g. `hactl rollout --build`) or check the tag with `docker images`",
+        )
 
 
 def require_no_label_drift(stack: Stack, docker: DockerClient, image: str | None = None) -> None:
@@ -61,4 +66,5 @@ def require_no_label_drift(stack: Stack, docker: DockerClient, image: str | None
             "Traefik would drop the `web` service (every request 404s) while both run: "
             + "; ".join(drift),
             "apply label changes with `make up-ha` (recreates the replicas), or restore the "
-            "compose files, then retry")
+            "compose files, then retry",
+        )

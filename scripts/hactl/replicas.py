@@ -59,8 +59,11 @@ class Replica:
     @property
     def in_rotation(self) -> bool:
         """Docker says healthy AND Traefik lists it UP: the one definition hactl waits for."""
-        return self.status == "running" and self.health == "healthy" and (
-            self.traefik is ServerState.UP)
+        return (
+            self.status == "running"
+            and self.health == "healthy"
+            and (self.traefik is ServerState.UP)
+        )
 
     def as_dict(self) -> dict[str, object]:
         data = asdict(self)
@@ -86,18 +89,27 @@ def container_facts(container: Container) -> ContainerFacts:
     labels = container.config.labels or {}
     version = next((labels[k] for k in VERSION_LABELS if labels.get(k)), None)
     return ContainerFacts(
-        name=container.name, id=container.id, hostname=container.config.hostname or "",
+        name=container.name,
+        id=container.id,
+        hostname=container.config.hostname or "",
         number=container_number(container),
-        image=container.config.image, status=status, health=health, ips=ips,
+        image=container.config.image,
+        status=status,
+        health=health,
+        ips=ips,
         started_at=state.started_at if state.running else None,
-        restarts=container.restart_count or 0, exit_code=state.exit_code,
+        restarts=container.restart_count or 0,
+        exit_code=state.exit_code,
         label_version=version or _env_version(container.config.env),
     )
 
 
-def join_replicas(containers: Sequence[ContainerFacts], traefik: Mapping[str, ServerState],
-                  versions: Mapping[str, str] | None = None,
-                  now: datetime | None = None) -> list[Replica]:
+def join_replicas(
+    containers: Sequence[ContainerFacts],
+    traefik: Mapping[str, ServerState],
+    versions: Mapping[str, str] | None = None,
+    now: datetime | None = None,
+) -> list[Replica]:
     """Replicas sorted by container number, each with its Traefik state (absent if not listed)."""
     versions = versions or {}
     now = now or datetime.now(UTC)
@@ -106,12 +118,21 @@ def join_replicas(containers: Sequence[ContainerFacts], traefik: Mapping[str, Se
         state = next((traefik[ip] for ip in facts.ips if ip in traefik), ServerState.ABSENT)
         ip = next((ip for ip in facts.ips if ip in traefik), facts.ips[0] if facts.ips else "")
         uptime = (now - facts.started_at).total_seconds() if facts.started_at else None
-        replicas.append(Replica(
-            name=facts.name, hostname=facts.hostname, number=facts.number, image=facts.image,
-            version=versions.get(facts.name) or facts.label_version or "?",
-            status=facts.status, health=facts.health, traefik=state, ip=ip,
-            uptime_seconds=uptime, restarts=facts.restarts,
-        ))
+        replicas.append(
+            Replica(
+                name=facts.name,
+                hostname=facts.hostname,
+                number=facts.number,
+                image=facts.image,
+                version=versions.get(facts.name) or facts.label_version or "?",
+                status=facts.status,
+                health=facts.health,
+                traefik=state,
+                ip=ip,
+                uptime_seconds=uptime,
+                restarts=facts.restarts,
+            )
+        )
     return replicas
 
 
@@ -128,9 +149,12 @@ def web_containers(stack: Stack, docker: DockerClient | None = None) -> list[Con
     return project_containers(docker or stack.docker(), stack.project, WEB_SERVICE)
 
 
-def collect_replicas(stack: Stack, traefik: Mapping[str, ServerState],
-                     probe_versions: bool = False,
-                     docker: DockerClient | None = None) -> list[Replica]:
+def collect_replicas(
+    stack: Stack,
+    traefik: Mapping[str, ServerState],
+    probe_versions: bool = False,
+    docker: DockerClient | None = None,
+) -> list[Replica]:
     docker = docker or stack.docker()
     facts = [container_facts(c) for c in web_containers(stack, docker)]
     versions: dict[str, str] = {}

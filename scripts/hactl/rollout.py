@@ -55,8 +55,11 @@ class _BatchFailedError(Exception):
 
 def build_web_image(stack: Stack, docker: DockerClient, current_image: str) -> str:
     """Build `web` through compose under a unique tag, so old and new images stay distinct."""
-    repository = current_image.rsplit(":", 1)[0] if ":" in current_image.rsplit("/", 1)[-1] else (
-        current_image or DEFAULT_IMAGE_REPOSITORY)
+    repository = (
+        current_image.rsplit(":", 1)[0]
+        if ":" in current_image.rsplit("/", 1)[-1]
+        else (current_image or DEFAULT_IMAGE_REPOSITORY)
+    )
     tag = f"{repository}:rollout-{datetime.now(UTC):%Y%m%d%H%M%S}"
     with process_env({"WEB_IMAGE": tag}):
         docker.compose.build([WEB_SERVICE])
@@ -64,9 +67,17 @@ def build_web_image(stack: Stack, docker: DockerClient, current_image: str) -> s
     return tag
 
 
-def _replace(stack: Stack, endpoints: Endpoints, docker: DockerClient, old: Sequence[str],
-             image: str, batch_size: int, timeout: float, result: RolloutResult,
-             created: list[str]) -> None:
+def _replace(
+    stack: Stack,
+    endpoints: Endpoints,
+    docker: DockerClient,
+    old: Sequence[str],
+    image: str,
+    batch_size: int,
+    timeout: float,
+    result: RolloutResult,
+    created: list[str],
+) -> None:
     """Replace the `old` containers by new ones on `image`, batch by batch.
 
     `created` collects the new containers that made it into rotation (and replaced old ones),
@@ -84,7 +95,8 @@ def _replace(stack: Stack, endpoints: Endpoints, docker: DockerClient, old: Sequ
             drain_and_remove(stack, endpoints, new, timeout, docker)
             raise _BatchFailedError(
                 f"new replicas {', '.join(new)} on {image} were not in rotation within "
-                f"{timeout:.0f}s ({error.detail})") from error
+                f"{timeout:.0f}s ({error.detail})"
+            ) from error
         finally:
             result.started.extend(new)
         result.stopped.extend(drain_and_remove(stack, endpoints, batch.replace, timeout, docker))
@@ -98,11 +110,18 @@ def _migrate(stack: Stack, image: str, docker: DockerClient) -> None:
     except DockerException as error:
         raise HactlError(
             f"migrations on {image} failed, nothing was changed: {error.stderr or error}",
-            "fix the migration (see the output above) and retry") from error
+            "fix the migration (see the output above) and retry",
+        ) from error
 
 
-def rollout(stack: Stack, image: str | None, build: bool, batch_size: int,
-            timeout: float, migrate: bool = True) -> RolloutResult:
+def rollout(
+    stack: Stack,
+    image: str | None,
+    build: bool,
+    batch_size: int,
+    timeout: float,
+    migrate: bool = True,
+) -> RolloutResult:
     validate_batch_size(batch_size)
     validate_timeout(timeout)
     if bool(image) == build:
@@ -124,22 +143,42 @@ def rollout(stack: Stack, image: str | None, build: bool, batch_size: int,
         _migrate(stack, image, docker)
     replaced: list[str] = []
     try:
-        _replace(stack, endpoints, docker, [c.name for c in old], image, batch_size, timeout,
-                 result, replaced)
+        _replace(
+            stack,
+            endpoints,
+            docker,
+            [c.name for c in old],
+            image,
+            batch_size,
+            timeout,
+            result,
+            replaced,
+        )
     except _BatchFailedError as failure:
         try:
             if replaced:
-                _replace(stack, endpoints, docker, replaced, previous_image, batch_size,
-                         timeout, result, [])
+                _replace(
+                    stack,
+                    endpoints,
+                    docker,
+                    replaced,
+                    previous_image,
+                    batch_size,
+                    timeout,
+                    result,
+                    [],
+                )
         except _BatchFailedError as second:
             raise HactlError(
                 f"rollout failed ({failure.reason}) and rolling back the replicas already "
                 f"replaced failed too ({second.reason})",
-                "check `hactl status`; the stack runs a mix of images") from second
+                "check `hactl status`; the stack runs a mix of images",
+            ) from second
         raise RolledBackError(
             f"rolled back: {failure.reason}",
             f"every replica runs {previous_image} again; fix the image "
-            f"(`docker logs` of a new replica shows why) and retry") from failure
+            f"(`docker logs` of a new replica shows why) and retry",
+        ) from failure
     finally:
         result.seconds = time.monotonic() - start
     record_state(stack, WEB_IMAGE=image, WEB_REPLICAS=str(len(old)))

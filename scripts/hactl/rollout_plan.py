@@ -38,7 +38,7 @@ def plan_rollout(old: Sequence[tuple[int, str]], batch_size: int) -> RolloutPlan
         raise ValueError("batch size must be at least 1")
     names = [name for _, name in sorted(old)]
     batches = tuple(
-        Batch(index=i // batch_size + 1, replace=tuple(names[i:i + batch_size]))
+        Batch(index=i // batch_size + 1, replace=tuple(names[i : i + batch_size]))
         for i in range(0, len(names), batch_size)
     )
     return RolloutPlan(batches=batches, replica_count=len(names))

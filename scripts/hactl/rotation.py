@@ -16,8 +16,9 @@ from hactl.stack import Stack
 from hactl.waiting import WaitResult, wait_for
 
 
-def current_replicas(stack: Stack, endpoints: Endpoints,
-                     docker: DockerClient | None = None) -> list[Replica]:
+def current_replicas(
+    stack: Stack, endpoints: Endpoints, docker: DockerClient | None = None
+) -> list[Replica]:
     return collect_replicas(stack, endpoints.traefik().server_states(), docker=docker)
 
 
@@ -25,20 +26,29 @@ def describe(replica: Replica) -> str:
     return f"{replica.name}={replica.status}/{replica.health}/{replica.traefik.value}"
 
 
-def wait_in_rotation(stack: Stack, endpoints: Endpoints, names: Collection[str],
-                     timeout: float, docker: DockerClient | None = None) -> WaitResult:
+def wait_in_rotation(
+    stack: Stack,
+    endpoints: Endpoints,
+    names: Collection[str],
+    timeout: float,
+    docker: DockerClient | None = None,
+) -> WaitResult:
     def check() -> tuple[bool, str]:
         by_name = {r.name: r for r in current_replicas(stack, endpoints, docker)}
         missing = [n for n in names if n not in by_name or not by_name[n].in_rotation]
-        detail = ", ".join(describe(by_name[n]) if n in by_name else f"{n}=gone"
-                           for n in missing)
+        detail = ", ".join(describe(by_name[n]) if n in by_name else f"{n}=gone" for n in missing)
         return not missing, detail or f"{len(names)} in rotation"
 
     return wait_for(f"{len(names)} replica(s) in rotation", check, timeout)
 
 
-def wait_count_in_rotation(stack: Stack, endpoints: Endpoints, count: int, timeout: float,
-                           docker: DockerClient | None = None) -> WaitResult:
+def wait_count_in_rotation(
+    stack: Stack,
+    endpoints: Endpoints,
+    count: int,
+    timeout: float,
+    docker: DockerClient | None = None,
+) -> WaitResult:
     def check() -> tuple[bool, str]:
         replicas = current_replicas(stack, endpoints, docker)
         ready = [r for r in replicas if r.in_rotation]
@@ -49,11 +59,19 @@ def wait_count_in_rotation(stack: Stack, endpoints: Endpoints, count: int, timeo
     return wait_for(f"{count} replicas in rotation", check, timeout)
 
 
-def wait_out_of_rotation(stack: Stack, endpoints: Endpoints, names: Collection[str],
-                         timeout: float, docker: DockerClient | None = None) -> WaitResult:
+def wait_out_of_rotation(
+    stack: Stack,
+    endpoints: Endpoints,
+    names: Collection[str],
+    timeout: float,
+    docker: DockerClient | None = None,
+) -> WaitResult:
     docker = docker or stack.docker()
-    ips = {c.name: set(container_facts(c).ips) for c in web_containers(stack, docker)
-           if c.name in names}
+    ips = {
+        c.name: set(container_facts(c).ips)
+        for c in web_containers(stack, docker)
+        if c.name in names
+    }
 
     def check() -> tuple[bool, str]:
         receiving = endpoints.traefik().ips_receiving_traffic()

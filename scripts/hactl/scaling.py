@@ -51,5 +51,6 @@ def scale(stack: Stack, count: int, timeout: float) -> ScaleResult:
     except WaitTimeoutError as error:
         raise HactlError(
             f"scaled to {count} but not all replicas are in rotation: {error.detail}",
-            "see `hactl status` and `docker logs` of the replicas that are not healthy") from error
+            "see `hactl status` and `docker logs` of the replicas that are not healthy",
+        ) from error
     return ScaleResult(len(current), count, started, removed, time.monotonic() - start)

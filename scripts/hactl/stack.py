@@ -109,8 +109,9 @@ def process_env(variables: Mapping[str, str]) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def project_containers(docker: DockerClient, project: str, service: str | None = None,
-                       include_stopped: bool = False) -> list[Container]:
+def project_containers(
+    docker: DockerClient, project: str, service: str | None = None, include_stopped: bool = False
+) -> list[Container]:
     filters = [("label", f"{LABEL_PROJECT}={project}")]
     if service:
         filters.append(("label", f"{LABEL_SERVICE}={service}"))
@@ -131,9 +132,13 @@ def _split_label(value: str | None) -> tuple[Path, ...]:
     return tuple(Path(part) for part in value.split(",") if part)
 
 
-def discover_stack(project: str | None = None, compose_files: list[Path] | None = None,
-                   env_files: list[Path] | None = None, project_dir: Path | None = None,
-                   rollout_env_file: Path | None = None) -> Stack:
+def discover_stack(
+    project: str | None = None,
+    compose_files: list[Path] | None = None,
+    env_files: list[Path] | None = None,
+    project_dir: Path | None = None,
+    rollout_env_file: Path | None = None,
+) -> Stack:
     """Build the Stack from options, then container labels, then repository defaults."""
     name = project or os.environ.get("COMPOSE_PROJECT_NAME") or DEFAULT_PROJECT
     labels: Mapping[str, str] = {}
@@ -143,14 +148,26 @@ def discover_stack(project: str | None = None, compose_files: list[Path] | None 
         running = []
     if running:
         labels = running[0].config.labels
-    directory = project_dir or (Path(labels[LABEL_WORKING_DIR]) if LABEL_WORKING_DIR in labels
-                                else Path.cwd())
-    files = tuple(compose_files or ()) or _split_label(labels.get(LABEL_CONFIG_FILES)) or tuple(
-        directory / f for f in DEFAULT_COMPOSE_FILES)
-    envs = tuple(env_files or ()) or _split_label(labels.get(LABEL_ENV_FILE)) or tuple(
-        directory / f for f in DEFAULT_ENV_FILES)
+    directory = project_dir or (
+        Path(labels[LABEL_WORKING_DIR]) if LABEL_WORKING_DIR in labels else Path.cwd()
+    )
+    files = (
+        tuple(compose_files or ())
+        or _split_label(labels.get(LABEL_CONFIG_FILES))
+        or tuple(directory / f for f in DEFAULT_COMPOSE_FILES)
+    )
+    envs = (
+        tuple(env_files or ())
+        or _split_label(labels.get(LABEL_ENV_FILE))
+        or tuple(directory / f for f in DEFAULT_ENV_FILES)
+    )
     rollout_file = rollout_env_file or Path(
-        os.environ.get("HACTL_ROLLOUT_ENV_FILE") or directory / ROLLOUT_ENV_FILENAME)
-    return Stack(project=name, project_dir=directory, compose_files=files,
-                 env_files=tuple(p for p in envs if p != rollout_file),
-                 rollout_env_file=rollout_file)
+        os.environ.get("HACTL_ROLLOUT_ENV_FILE") or directory / ROLLOUT_ENV_FILENAME
+    )
+    return Stack(
+        project=name,
+        project_dir=directory,
+        compose_files=files,
+        env_files=tuple(p for p in envs if p != rollout_file),
+        rollout_env_file=rollout_file,
+    )

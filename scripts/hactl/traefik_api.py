@@ -109,8 +109,12 @@ class TraefikApi:
     def _get(self, path: str) -> Any:
         auth = (self.username, self.password) if self.password else None
         try:
-            response = httpx.get(self.base_url.rstrip("/") + path, auth=auth,
-                                 timeout=self.timeout, params={"per_page": 1000})
+            response = httpx.get(
+                self.base_url.rstrip("/") + path,
+                auth=auth,
+                timeout=self.timeout,
+                params={"per_page": 1000},
+            )
         except httpx.HTTPError as error:
             raise TraefikApiError(f"Traefik API at {self.base_url} unreachable: {error}") from error
         if response.status_code == 401:

@@ -23,11 +23,13 @@ def validate_replica_count(count: int, limit: int | None = None) -> int:
     if count <= 0:
         raise InvalidInputError(
             f"replica count must be at least 1, got {count}",
-            "to stop the stack use `make down`; HA needs at least 2 replicas")
+            "to stop the stack use `make down`; HA needs at least 2 replicas",
+        )
     if count > limit:
         raise InvalidInputError(
             f"replica count {count} is above the maximum of {limit}",
-            "raise HACTL_MAX_REPLICAS if the machine can carry more")
+            "raise HACTL_MAX_REPLICAS if the machine can carry more",
+        )
     return count
 
 

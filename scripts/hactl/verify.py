@@ -39,25 +39,34 @@ class CheckResult:
 
 def check_count(replicas: Sequence[Replica], desired: int) -> CheckResult:
     running = [r for r in replicas if r.status == "running"]
-    return CheckResult("replica count", len(running) == desired == len(replicas),
-                       f"{len(running)} running of {len(replicas)}, desired {desired}")
+    return CheckResult(
+        "replica count",
+        len(running) == desired == len(replicas),
+        f"{len(running)} running of {len(replicas)}, desired {desired}",
+    )
 
 
 def check_healthy(replicas: Sequence[Replica]) -> CheckResult:
-    bad = [f"{r.name}: {r.status}/{r.health}" for r in replicas
-           if r.status != "running" or r.health != "healthy"]
-    return CheckResult("all healthy", bool(replicas) and not bad,
-                       "; ".join(bad) or f"{len(replicas)} healthy")
+    bad = [
+        f"{r.name}: {r.status}/{r.health}"
+        for r in replicas
+        if r.status != "running" or r.health != "healthy"
+    ]
+    return CheckResult(
+        "all healthy", bool(replicas) and not bad, "; ".join(bad) or f"{len(replicas)} healthy"
+    )
 
 
 def check_traefik_up(replicas: Sequence[Replica]) -> CheckResult:
     bad = [f"{r.name}: {r.traefik.value}" for r in replicas if r.traefik is not ServerState.UP]
-    return CheckResult("all UP in Traefik", bool(replicas) and not bad,
-                       "; ".join(bad) or f"{len(replicas)} UP")
+    return CheckResult(
+        "all UP in Traefik", bool(replicas) and not bad, "; ".join(bad) or f"{len(replicas)} UP"
+    )
 
 
-def spread_within_tolerance(counts: Counter[str], expected: Sequence[str],
-                            tolerance: float) -> tuple[bool, str]:
+def spread_within_tolerance(
+    counts: Counter[str], expected: Sequence[str], tolerance: float
+) -> tuple[bool, str]:
     """Every expected replica answered, each within mean*(1±tolerance). Pure, unit tested."""
     total = sum(counts.values())
     if not expected or not total:
@@ -75,8 +84,7 @@ def spread_within_tolerance(counts: Counter[str], expected: Sequence[str],
 
 def _client(endpoints: Endpoints) -> httpx.Client:
     headers = {"Authorization": f"Bearer {endpoints.api_token}"} if endpoints.api_token else {}
-    return httpx.Client(base_url=endpoints.load_balancer_url, timeout=HTTP_TIMEOUT,
-                        headers=headers)
+    return httpx.Client(base_url=endpoints.load_balancer_url, timeout=HTTP_TIMEOUT, headers=headers)
 
 
 def _replica_of(response: httpx.Response) -> str:
@@ -84,8 +92,9 @@ def _replica_of(response: httpx.Response) -> str:
     return str(response.json()["replica"])
 
 
-def check_spread(endpoints: Endpoints, replicas: Sequence[Replica],
-                 tolerance: float) -> CheckResult:
+def check_spread(
+    endpoints: Endpoints, replicas: Sequence[Replica], tolerance: float
+) -> CheckResult:
     name_of = {r.hostname: r.name for r in replicas}
     answers: Counter[str] = Counter()
     errors = 0
@@ -108,15 +117,19 @@ def check_sticky(endpoints: Endpoints) -> CheckResult:
             first = client.get(WHOAMI_PATH)
             pinned = _replica_of(first)
             if STICKY_COOKIE not in client.cookies:
-                return CheckResult("sticky cookie pins", False,
-                                   f"no {STICKY_COOKIE} cookie in the answer")
+                return CheckResult(
+                    "sticky cookie pins", False, f"no {STICKY_COOKIE} cookie in the answer"
+                )
             seen = Counter(_replica_of(client.get(WHOAMI_PATH)) for _ in range(STICKY_REQUESTS))
         except (httpx.HTTPError, KeyError, ValueError) as error:
             return CheckResult("sticky cookie pins", False, f"request failed: {error}")
     passed = set(seen) == {pinned}
-    return CheckResult("sticky cookie pins", passed,
-                       f"{STICKY_REQUESTS} requests with the cookie went to "
-                       f"{', '.join(f'{k} x{v}' for k, v in seen.items())} (pinned {pinned})")
+    return CheckResult(
+        "sticky cookie pins",
+        passed,
+        f"{STICKY_REQUESTS} requests with the cookie went to "
+        f"{', '.join(f'{k} x{v}' for k, v in seen.items())} (pinned {pinned})",
+    )
 
 
 def check_readyz(endpoints: Endpoints) -> CheckResult:
@@ -136,8 +149,9 @@ def check_database(stack: Stack, docker: DockerClient) -> CheckResult:
         output = docker.container.execute(containers[0].name, ["pg_isready", "-q"])
         return CheckResult("database reachable", True, f"pg_isready ok {output or ''}".strip())
     except DockerException as error:
-        return CheckResult("database reachable", False,
-                           f"pg_isready failed: {error.stderr or error}".strip())
+        return CheckResult(
+            "database reachable", False, f"pg_isready failed: {error.stderr or error}".strip()
+        )
 
 
 def prometheus_web_targets(targets: dict[str, object]) -> dict[str, str]:
@@ -152,8 +166,9 @@ def prometheus_web_targets(targets: dict[str, object]) -> dict[str, str]:
     return result
 
 
-def check_prometheus(stack: Stack, docker: DockerClient, endpoints: Endpoints,
-                     replicas: Sequence[Replica]) -> CheckResult | None:
+def check_prometheus(
+    stack: Stack, docker: DockerClient, endpoints: Endpoints, replicas: Sequence[Replica]
+) -> CheckResult | None:
     if not project_containers(docker, stack.project, "prometheus"):
         return None
     try:
@@ -161,10 +176,14 @@ def check_prometheus(stack: Stack, docker: DockerClient, endpoints: Endpoints,
         health = prometheus_web_targets(response.json())
     except (httpx.HTTPError, ValueError) as error:
         return CheckResult("Prometheus scrapes every replica", False, str(error))
-    bad = [f"{r.name}: {health.get(r.ip, 'not a target')}" for r in replicas
-           if health.get(r.ip) != "up"]
-    return CheckResult("Prometheus scrapes every replica", not bad,
-                       "; ".join(bad) or f"{len(replicas)} targets up")
+    bad = [
+        f"{r.name}: {health.get(r.ip, 'not a target')}"
+        for r in replicas
+        if health.get(r.ip) != "up"
+    ]
+    return CheckResult(
+        "Prometheus scrapes every replica", not bad, "; ".join(bad) or f"{len(replicas)} targets up"
+    )
 
 
 def run_checks(stack: Stack, desired: int, tolerance: float) -> list[CheckResult]:

@@ -39,25 +39,36 @@ def web_names(docker: DockerClient, stack: Stack) -> set[str]:
 def remove_stopped_web(docker: DockerClient, stack: Stack) -> list[str]:
     """Remove exited/created `web` containers: Compose would restart them (old config and all)
     instead of creating new ones when asked for more replicas. They serve nothing."""
-    stopped = [c for c in project_containers(docker, stack.project, WEB_SERVICE,
-                                             include_stopped=True)
-               if c.state.status in ("exited", "created", "dead")]
+    stopped = [
+        c
+        for c in project_containers(docker, stack.project, WEB_SERVICE, include_stopped=True)
+        if c.state.status in ("exited", "created", "dead")
+    ]
     if stopped:
         docker.container.remove(stopped, force=True)
     return [c.name for c in stopped]
 
 
-def compose_scale_web(stack: Stack, count: int, image: str | None = None,
-                      docker: DockerClient | None = None) -> list[str]:
+def compose_scale_web(
+    stack: Stack, count: int, image: str | None = None, docker: DockerClient | None = None
+) -> list[str]:
     """`up --no-recreate --no-deps --scale web=count`; returns the names of created containers."""
     docker = docker or stack.docker()
     remove_stopped_web(docker, stack)
     before = web_names(docker, stack)
     overrides: Mapping[str, str] = {"WEB_IMAGE": image} if image else {}
     with process_env({**overrides, "WEB_REPLICAS": str(count)}):
-        docker.compose.up(services=[WEB_SERVICE], scales={WEB_SERVICE: count}, detach=True,
-                          recreate=False, dependencies=False, no_build=True, pull="never",
-                          quiet=True, color=False)
+        docker.compose.up(
+            services=[WEB_SERVICE],
+            scales={WEB_SERVICE: count},
+            detach=True,
+            recreate=False,
+            dependencies=False,
+            no_build=True,
+            pull="never",
+            quiet=True,
+            color=False,
+        )
     return sorted(web_names(docker, stack) - before)
 
 

@@ -10,13 +10,27 @@ from hactl.traefik_api import ServerState
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 
-def facts(number: int, ip: str, health: str = "healthy", status: str = "running",
-          version: str | None = "1.0.0", **extra: object) -> ContainerFacts:
+def facts(
+    number: int,
+    ip: str,
+    health: str = "healthy",
+    status: str = "running",
+    version: str | None = "1.0.0",
+    **extra: object,
+) -> ContainerFacts:
     values: dict[str, object] = {
-        "name": f"p-web-{number}", "id": f"id{number}", "hostname": f"host{number}",
-        "number": number, "image": "compose-ha/web:v1", "status": status, "health": health,
-        "ips": (ip,), "started_at": NOW - timedelta(seconds=90), "restarts": 0,
-        "exit_code": 0, "label_version": version,
+        "name": f"p-web-{number}",
+        "id": f"id{number}",
+        "hostname": f"host{number}",
+        "number": number,
+        "image": "compose-ha/web:v1",
+        "status": status,
+        "health": health,
+        "ips": (ip,),
+        "started_at": NOW - timedelta(seconds=90),
+        "restarts": 0,
+        "exit_code": 0,
+        "label_version": version,
     }
     values.update(extra)
     return ContainerFacts(**values)  # type: ignore[arg-type]
@@ -35,7 +49,9 @@ def test_in_rotation_needs_docker_healthy_too() -> None:
     traefik = {"10.0.0.1": ServerState.UP, "10.0.0.2": ServerState.UP}
     replicas = join_replicas(
         [facts(1, "10.0.0.1", health="starting"), facts(2, "10.0.0.2", status="paused")],
-        traefik, now=NOW)
+        traefik,
+        now=NOW,
+    )
     assert not any(r.in_rotation for r in replicas)
 
 
@@ -54,8 +70,8 @@ def test_version_from_whoami_wins_over_label() -> None:
 
 def test_uptime_and_stopped_containers() -> None:
     replicas = join_replicas(
-        [facts(1, "10.0.0.1"), facts(2, "", status="exited", started_at=None, ips=())], {},
-        now=NOW)
+        [facts(1, "10.0.0.1"), facts(2, "", status="exited", started_at=None, ips=())], {}, now=NOW
+    )
     assert replicas[0].uptime_seconds == 90
     assert replicas[1].uptime_seconds is None
     assert replicas[1].ip == ""

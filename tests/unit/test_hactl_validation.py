@@ -59,23 +59,32 @@ def test_rollout_env_file_keeps_other_lines(tmp_path: Path) -> None:
     path.write_text(path.read_text() + "# mine\nOTHER='x y'\n")
     update_env_file(path, {"WEB_IMAGE": "compose-ha/web:v2", "WEB_REPLICAS": "5"})
     assert read_env_file(path) == {
-        "WEB_IMAGE": "compose-ha/web:v2", "OTHER": "x y", "WEB_REPLICAS": "5"}
+        "WEB_IMAGE": "compose-ha/web:v2",
+        "OTHER": "x y",
+        "WEB_REPLICAS": "5",
+    }
     assert path.read_text().startswith("# written by hactl\n")
     assert "# mine" in path.read_text()
 
 
 def test_env_parsing_matches_compose_basics() -> None:
-    text = "# c\n\nA=1\nexport B=\"two\"\nC=\nbad line\nD=a=b\n"
+    text = '# c\n\nA=1\nexport B="two"\nC=\nbad line\nD=a=b\n'
     assert parse_env_text(text) == {"A": "1", "B": "two", "C": "", "D": "a=b"}
     assert read_env_file(Path("/nonexistent/.env")) == {}
 
 
 def test_traefik_label_drift_ignores_other_labels() -> None:
     running = {"traefik.enable": "true", "traefik.x.timeout": "800ms", "other": "1"}
-    model = {"traefik.enable": "true", "traefik.x.timeout": "1500ms", "other": "2",
-             "traefik.y": "new"}
+    model = {
+        "traefik.enable": "true",
+        "traefik.x.timeout": "1500ms",
+        "other": "2",
+        "traefik.y": "new",
+    }
     assert traefik_label_drift(model, running) == [
-        "traefik.x.timeout: '800ms' -> '1500ms'", "traefik.y: '<unset>' -> 'new'"]
+        "traefik.x.timeout: '800ms' -> '1500ms'",
+        "traefik.y: '<unset>' -> 'new'",
+    ]
     assert traefik_label_drift(running, dict(running, other="3")) == []
 
 
@@ -94,10 +103,15 @@ def test_spread_within_tolerance() -> None:
 
 
 def test_prometheus_targets_keep_replica_port_only() -> None:
-    targets = {"status": "success", "data": {"activeTargets": [
-        {"labels": {"instance": "172.27.0.4:8000", "job": "web"}, "health": "up"},
-        {"labels": {"instance": "172.27.0.5:8000", "job": "web"}, "health": "down"},
-        {"labels": {"instance": "traefik:8082", "job": "traefik"}, "health": "up"},
-    ]}}
+    targets = {
+        "status": "success",
+        "data": {
+            "activeTargets": [
+                {"labels": {"instance": "172.27.0.4:8000", "job": "web"}, "health": "up"},
+                {"labels": {"instance": "172.27.0.5:8000", "job": "web"}, "health": "down"},
+                {"labels": {"instance": "traefik:8082", "job": "traefik"}, "health": "up"},
+            ]
+        },
+    }
     assert prometheus_web_targets(targets) == {"172.27.0.4": "up", "172.27.0.5": "down"}
     assert prometheus_web_targets({}) == {}
