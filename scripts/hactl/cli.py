@@ -18,11 +18,16 @@ from hactl.stack import Stack, discover_stack, project_containers
 from hactl.traefik_api import TraefikApiError
 from hactl.verify import run_checks
 
-app = typer.Typer(help="Operate a compose-ha stack: status, scale, rollout, verify.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Operate a compose-ha stack: status, scale, rollout, verify.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 
-SPOF_WARNING = ("a single Traefik is a single point of failure: if it dies, every replica is "
-                "unreachable until Docker restarts it (run two behind a VIP or DNS for more)")
+SPOF_WARNING = (
+    "a single Traefik is a single point of failure: if it dies, every replica is "
+    "unreachable until Docker restarts it (run two behind a VIP or DNS for more)"
+)
 
 
 @dataclass
@@ -34,25 +39,37 @@ class Options:
     json: bool
 
     def stack(self) -> Stack:
-        return discover_stack(self.project, self.compose_files, self.env_files,
-                              rollout_env_file=self.rollout_env_file)
+        return discover_stack(
+            self.project, self.compose_files, self.env_files, rollout_env_file=self.rollout_env_file
+        )
 
 
 @app.callback()
 def main(
     ctx: typer.Context,
     project: str | None = typer.Option(
-        None, "--project", "-p", help="compose project name [env COMPOSE_PROJECT_NAME, "
-        "default compose-ha]"),
+        None,
+        "--project",
+        "-p",
+        help="compose project name [env COMPOSE_PROJECT_NAME, default compose-ha]",
+    ),
     compose_file: list[Path] = typer.Option(
-        [], "--file", "-f", help="compose file (repeatable); default: the ones the running "
-        "stack was started with"),
+        [],
+        "--file",
+        "-f",
+        help="compose file (repeatable); default: the ones the running stack was started with",
+    ),
     env_file: list[Path] = typer.Option(
-        [], "--env-file", help="env file (repeatable); default: the ones the running stack "
-        "was started with"),
+        [],
+        "--env-file",
+        help="env file (repeatable); default: the ones the running stack was started with",
+    ),
     rollout_env_file: Path | None = typer.Option(
-        None, "--rollout-env-file", envvar="HACTL_ROLLOUT_ENV_FILE",
-        help="where hactl records WEB_IMAGE/WEB_REPLICAS [default <project dir>/.env.rollout]"),
+        None,
+        "--rollout-env-file",
+        envvar="HACTL_ROLLOUT_ENV_FILE",
+        help="where hactl records WEB_IMAGE/WEB_REPLICAS [default <project dir>/.env.rollout]",
+    ),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output on stdout"),
 ) -> None:
     ctx.obj = Options(project, compose_file, env_file, rollout_env_file, as_json)
@@ -81,17 +98,29 @@ def status(ctx: typer.Context) -> None:
     except HactlError as error:
         raise _fail(error) from error
     if not replicas:
-        output.fail(f"stack {stack.project!r} is not running: no web replicas",
-                    "start it with `make up-ha` (or pass --project for another stack)")
+        output.fail(
+            f"stack {stack.project!r} is not running: no web replicas",
+            "start it with `make up-ha` (or pass --project for another stack)",
+        )
         raise typer.Exit(1)
     if opts.json:
-        output.print_json({"project": stack.project, "replicas": [r.as_dict() for r in replicas],
-                           "traefik_instances": traefiks, "traefik_error": traefik_error or None,
-                           "single_point_of_failure": traefiks <= 1})
+        output.print_json(
+            {
+                "project": stack.project,
+                "replicas": [r.as_dict() for r in replicas],
+                "traefik_instances": traefiks,
+                "traefik_error": traefik_error or None,
+                "single_point_of_failure": traefiks <= 1,
+            }
+        )
     else:
-        output.console.print(output.replicas_table(
-            replicas, f"{stack.project}: {sum(r.in_rotation for r in replicas)}/"
-            f"{len(replicas)} web replicas in rotation"))
+        output.console.print(
+            output.replicas_table(
+                replicas,
+                f"{stack.project}: {sum(r.in_rotation for r in replicas)}/"
+                f"{len(replicas)} web replicas in rotation",
+            )
+        )
     if traefik_error:
         output.warn(traefik_error)
     if traefiks <= 1:
@@ -110,16 +139,21 @@ def scale(
         result = run_scale(opts.stack(), replicas, timeout)
     except HactlError as error:
         raise _fail(error) from error
-    data = {"before": result.before, "after": result.after, "started": result.started,
-            "removed": [{"name": s.name, "exit_code": s.exit_code} for s in result.removed],
-            "seconds": round(result.seconds, 1)}
+    data = {
+        "before": result.before,
+        "after": result.after,
+        "started": result.started,
+        "removed": [{"name": s.name, "exit_code": s.exit_code} for s in result.removed],
+        "seconds": round(result.seconds, 1),
+    }
     if opts.json:
         output.print_json(data)
     else:
         output.console.print(
             f"scaled web {result.before} → {result.after} in {result.seconds:.1f}s; "
             f"started {', '.join(result.started) or 'none'}; removed "
-            f"{', '.join(f'{s.name} (exit {s.exit_code})' for s in result.removed) or 'none'}")
+            f"{', '.join(f'{s.name} (exit {s.exit_code})' for s in result.removed) or 'none'}"
+        )
 
 
 @app.command()
@@ -129,9 +163,11 @@ def rollout(
     build: bool = typer.Option(False, "--build", help="build web's image through compose first"),
     batch: int = typer.Option(1, "--batch", help="replicas replaced per batch"),
     timeout: float = typer.Option(
-        120, "--timeout", help="seconds for new replicas to get in rotation before rolling back"),
+        120, "--timeout", help="seconds for new replicas to get in rotation before rolling back"
+    ),
     migrate: bool = typer.Option(
-        True, "--migrate/--no-migrate", help="run the migrate service on the new image first"),
+        True, "--migrate/--no-migrate", help="run the migrate service on the new image first"
+    ),
 ) -> None:
     """Start-first rolling update of web; rolls back by itself if the new image never gets ready."""
     opts: Options = ctx.obj
@@ -139,31 +175,39 @@ def rollout(
         result = run_rollout(opts.stack(), image, build, batch, timeout, migrate)
     except HactlError as error:
         raise _fail(error) from error
-    data = {"image": result.image, "previous_image": result.previous_image,
-            "started": result.started,
-            "stopped": [{"name": s.name, "exit_code": s.exit_code} for s in result.stopped],
-            "batch_seconds": [round(s, 1) for s in result.batch_seconds],
-            "seconds": round(result.seconds, 1)}
+    data = {
+        "image": result.image,
+        "previous_image": result.previous_image,
+        "started": result.started,
+        "stopped": [{"name": s.name, "exit_code": s.exit_code} for s in result.stopped],
+        "batch_seconds": [round(s, 1) for s in result.batch_seconds],
+        "seconds": round(result.seconds, 1),
+    }
     if opts.json:
         output.print_json(data)
     else:
         output.console.print(
             f"rolled out {result.image} (was {result.previous_image}) to "
             f"{len(result.started)} replicas in {result.seconds:.1f}s "
-            f"({len(result.batch_seconds)} batches)")
+            f"({len(result.batch_seconds)} batches)"
+        )
     unclean = [s for s in result.stopped if s.exit_code != 0]
     if unclean:
-        output.warn("old replicas did not exit 0: "
-                    + ", ".join(f"{s.name} (exit {s.exit_code})" for s in unclean))
+        output.warn(
+            "old replicas did not exit 0: "
+            + ", ".join(f"{s.name} (exit {s.exit_code})" for s in unclean)
+        )
 
 
 @app.command()
 def verify(
     ctx: typer.Context,
     replicas: int | None = typer.Option(
-        None, "--replicas", help="desired replica count [default WEB_REPLICAS, else 3]"),
+        None, "--replicas", help="desired replica count [default WEB_REPLICAS, else 3]"
+    ),
     tolerance: float = typer.Option(
-        0.5, "--tolerance", help="allowed deviation of each replica's share from the mean"),
+        0.5, "--tolerance", help="allowed deviation of each replica's share from the mean"
+    ),
 ) -> None:
     """Pass/fail table of the stack's HA properties; exits non-zero if any check fails."""
     opts: Options = ctx.obj
@@ -176,8 +220,13 @@ def verify(
         raise _fail(error) from error
     failed = [c for c in checks if not c.passed]
     if opts.json:
-        output.print_json({"project": stack.project, "passed": not failed,
-                           "checks": [c.as_dict() for c in checks]})
+        output.print_json(
+            {
+                "project": stack.project,
+                "passed": not failed,
+                "checks": [c.as_dict() for c in checks],
+            }
+        )
     else:
         output.console.print(output.checks_table(checks, f"{stack.project}: verify"))
     if failed:
