@@ -271,6 +271,3 @@ def autoscale(
         run_autoscale(stack, load_policy(path), metrics_port, metrics_addr, dry_run, max_seconds)
     except HactlError as error:
         raise _fail(error) from error
-
-
-app.command("bench")(bench_command)
