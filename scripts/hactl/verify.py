@@ -202,7 +202,10 @@ def run_checks(stack: Stack, desired: int, tolerance: float) -> list[CheckResult
         lambda: check_count(replicas, desired),
         lambda: check_healthy(replicas),
         lambda: check_traefik_up(replicas),
-        lambda: check_spread(endpoints, [r for r in replicas if r.in_rotation], tolerance),
+        # Traefik routes by its own view, so the spread is over what it lists UP.
+        lambda: check_spread(
+            endpoints, [r for r in replicas if r.traefik is ServerState.UP], tolerance
+        ),
         lambda: check_sticky(endpoints),
         lambda: check_readyz(endpoints),
         lambda: check_database(stack, docker),
