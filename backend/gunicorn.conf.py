@@ -85,7 +85,10 @@ logconfig_dict = {
 
 def on_starting(server) -> None:  # type: ignore[no-untyped-def]
     # A fresh master is not draining, and old workers' metric files would be counted forever.
-    state.clear_flag(state.DRAINING, STATE_DIR)
+    try:
+        state.clear_flag(state.DRAINING, STATE_DIR)
+    except OSError as exc:  # e.g. a read-only state dir: report, do not refuse to start
+        server.log.warning("cannot clear %s/draining: %s", STATE_DIR, exc)
     shutil.rmtree(MULTIPROC_DIR, ignore_errors=True)
     MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
     _install_drain(server)
@@ -115,8 +118,12 @@ def _install_drain(server) -> None:  # type: ignore[no-untyped-def]
             return
         phase["draining"] = True
         remaining = state.drain_remaining(DRAIN_SECONDS, STATE_DIR)
-        if not state.is_set(state.DRAINING, STATE_DIR):
-            state.set_flag(state.DRAINING, state.BY_SIGTERM, STATE_DIR)
+        try:
+            if not state.is_set(state.DRAINING, STATE_DIR):
+                state.set_flag(state.DRAINING, state.BY_SIGTERM, STATE_DIR)
+        except OSError as exc:
+            # Readiness cannot flip, but stopping gracefully still beats crashing the master.
+            server.log.error("cannot write %s/draining: %s", STATE_DIR, exc)
         server.log.info("SIGTERM: draining for %.1fs before graceful stop", remaining)
         timer = threading.Timer(remaining, release)
         timer.daemon = True
