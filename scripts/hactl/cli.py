@@ -10,6 +10,7 @@ import typer
 from hactl import output
 from hactl.autoscale import run as run_autoscale
 from hactl.autoscale_policy import DEFAULT_POLICY_FILE, load_policy
+from hactl.bench_cli import bench as bench_command
 from hactl.endpoints import stack_endpoints
 from hactl.errors import HactlError
 from hactl.preflight import require_engine
@@ -271,3 +272,6 @@ def autoscale(
         run_autoscale(stack, load_policy(path), metrics_port, metrics_addr, dry_run, max_seconds)
     except HactlError as error:
         raise _fail(error) from error
+
+
+app.command("bench")(bench_command)
