@@ -187,6 +187,9 @@ class LoadSummary:
     writes_acknowledged: int
     span_s: float
     achieved_rate: float
+    # How late requests left compared with their schedule: large values mean the generator
+    # itself was starved of CPU, and latencies include that delay.
+    send_lag_ms: dict[str, float | None] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -216,6 +219,9 @@ def summarize(records: Sequence[RequestRecord]) -> LoadSummary:
         ),
         span_s=round(span, 3),
         achieved_rate=round((total - 1) / span, 2) if span > 0 else float(total),
+        send_lag_ms=latency_stats_ms(
+            r.sent_s - r.intended_s for r in records if r.sent_s is not None
+        ),
     )
 
 

@@ -81,6 +81,13 @@ def test_summary_counts_failures_by_status_and_exception() -> None:
     assert summary.replica_share == {"a": 0.5, "b": 0.5}
     assert summary.latency_ms["max"] == 5000.0
     assert summary.latency_ms["p50"] == 10.0
+    assert summary.send_lag_ms["max"] is None  # these records were never sent
+
+
+def test_summary_reports_how_late_requests_left() -> None:
+    records = [_record(i, 200, sent_s=i * 0.01 + (0.5 if i == 9 else 0.001)) for i in range(10)]
+    lag = summarize(records).send_lag_ms
+    assert lag["p50"] == 1.0 and lag["max"] == 500.0
 
 
 def test_summary_of_nothing() -> None:
