@@ -34,6 +34,7 @@ from hactl.chaos_analysis import (
     fault_window,
     judge,
     latency_inside_outside,
+    recovery_after,
     rotation_from_polls,
     serving_gap,
 )
@@ -283,11 +284,7 @@ def run_chaos(handle: ChaosStack, options: ChaosOptions) -> dict[str, Any]:
     rotation = _rotation_report(result, evidence, poller, fault_s, scenario)
     outage = downtime(result.records, fault_s)
     web_changes = changed_containers(webs_before, webs_after)
-    recovered_within = None
-    if outage["last_failure_s"] is None:
-        recovered_within = 0.0
-    else:
-        recovered_within = round(max(0.0, outage["last_failure_s"] - last_step_s), 3)
+    recovered_within = recovery_after(result.records, last_step_s)
     during = [r for r in result.records if window and window.contains(r.intended_s)]
     verdict = judge(
         scenario,

@@ -105,6 +105,23 @@ def downtime(records: Sequence[RequestRecord], fault_s: float) -> dict[str, Any]
     }
 
 
+def recovery_after(
+    records: Sequence[RequestRecord], last_step_s: float, min_ok: int = 10
+) -> float | None:
+    """Seconds from the fault's last step to the last failure, if the service then served
+    ``min_ok`` requests (a write among them) without failing; ``None``: not recovered."""
+    failures = [r.intended_s for r in records if not r.ok]
+    last_failure = max(failures, default=None)
+    tail = [r for r in records if last_failure is None or r.intended_s > last_failure]
+    ok_writes = sum(1 for r in tail if r.kind == "write" and r.acknowledged)
+    has_writes = any(r.kind == "write" for r in records)
+    if len(tail) < min_ok or (has_writes and ok_writes == 0):
+        return None
+    if last_failure is None:
+        return 0.0
+    return round(max(0.0, last_failure - last_step_s), 3)
+
+
 def changed_containers(
     before: Sequence[ContainerSnapshot], after: Sequence[ContainerSnapshot]
 ) -> list[str]:

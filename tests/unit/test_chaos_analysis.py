@@ -13,6 +13,7 @@ from hactl.chaos_analysis import (
     fault_window,
     judge,
     latency_inside_outside,
+    recovery_after,
     rotation_from_polls,
     serving_gap,
 )
@@ -179,3 +180,26 @@ def test_report_timeline_png_and_paths(tmp_path) -> None:
     render_timeline(records, [FaultStep(1.0, "kill")], Window(1.0, 2.0), paths["png"], "t")
     assert paths["png"].read_bytes()[:4] == b"\x89PNG"
     assert paths["json"].name.endswith("-kill.json")
+
+
+def test_recovery_needs_a_clean_tail_with_writes() -> None:
+    ok = [_req(t / 10) for t in range(0, 50)]
+    outage = [_req(5 + t / 10, status=503) for t in range(20)]
+    tail = [_req(7 + t / 10) for t in range(30)]
+    write = RequestRecord(
+        seq=1,
+        client=0,
+        kind="write",
+        method="POST",
+        path="/m",
+        intended_s=9.0,
+        status=201,
+        acknowledged=True,
+    )
+    assert recovery_after(ok + outage + tail + [write], last_step_s=6.0) == 0.9
+    assert recovery_after(ok + outage + [write], last_step_s=6.0) is None  # no clean tail
+    assert recovery_after([*ok, write], last_step_s=6.0) == 0.0
+    unacked = RequestRecord(
+        seq=2, client=0, kind="write", method="POST", path="/m", intended_s=9.5, status=503
+    )
+    assert recovery_after(ok + outage + tail + [unacked], last_step_s=6.0) is None
