@@ -8,10 +8,12 @@ builds' names. A missing image fails the test: it never skips.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
+import yaml
 from python_on_whales import DockerClient, DockerException
 
 from hactl.envfile import read_env_file
@@ -22,6 +24,7 @@ pytestmark = pytest.mark.integration
 PROMETHEUS_DIR = REPO / "prometheus"
 RULE_FILES = sorted((PROMETHEUS_DIR / "rules").glob("*.yml"))
 RULE_TEST_FILES = sorted((PROMETHEUS_DIR / "tests").glob("*.yml"))
+DASHBOARDS = sorted((REPO / "grafana" / "dashboards").glob("*.json"))
 
 
 def image(var: str, default: str) -> str:
@@ -41,10 +44,18 @@ def docker() -> DockerClient:
     return client
 
 
-def run(docker: DockerClient, img: str, entrypoint: str, args: list[str], **kwargs: object) -> str:
+def run(
+    docker: DockerClient,
+    img: str,
+    entrypoint: str,
+    args: list[str],
+    extra_volumes: list[tuple[str, str, str]] | None = None,
+    **kwargs: object,
+) -> str:
     """Run a tool in a throwaway container with prometheus/ mounted read-only at /src and at
     the paths the compose file uses; return its output, or fail with what it printed."""
     volumes = [
+        *(extra_volumes or []),
         (str(PROMETHEUS_DIR), "/src", "ro"),
         (str(PROMETHEUS_DIR / "prometheus.yml"), "/etc/prometheus/prometheus.yml", "ro"),
         (str(PROMETHEUS_DIR / "rules"), "/etc/prometheus/rules", "ro"),
@@ -99,6 +110,30 @@ def test_alert_unit_tests_pass(docker: DockerClient) -> None:
     )
     assert "FAILED" not in out, out
     assert out.count("SUCCESS") == len(RULE_TEST_FILES), out
+
+
+def test_every_dashboard_query_parses(docker: DockerClient, tmp_path: Path) -> None:
+    """promtool 2.42 checks no single expression, so each panel query becomes a recording rule
+    of a throwaway rules file that `promtool check rules` parses."""
+    rules = []
+    for path in DASHBOARDS:
+        for panel in json.loads(path.read_text())["panels"]:
+            for target in panel.get("targets", []):
+                rules.append({"record": f"dashboard:query{len(rules)}", "expr": target["expr"]})
+    assert len(rules) > 20
+    (tmp_path / "dashboards.yml").write_text(
+        yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]})
+    )
+    tmp_path.chmod(0o755)
+    (tmp_path / "dashboards.yml").chmod(0o644)
+    out = run(
+        docker,
+        PROMETHEUS_IMAGE,
+        "/bin/promtool",
+        ["check", "rules", "/queries/dashboards.yml"],
+        extra_volumes=[(str(tmp_path), "/queries", "ro")],
+    )
+    assert f"SUCCESS: {len(rules)} rules found" in out
 
 
 def test_alertmanager_config_is_valid(docker: DockerClient) -> None:
