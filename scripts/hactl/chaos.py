@@ -357,7 +357,15 @@ def run_chaos(handle: ChaosStack, options: ChaosOptions) -> dict[str, Any]:
         f"{scenario.value} on {target.name}: {summary.failed} failed of {summary.total} "
         f"at {options.rate:g} req/s"
     )
-    render_timeline(result.records, steps, window, paths["png"], title)
+    rotation_events = [
+        FaultStep(fault_s + rotation[key], label)
+        for key, label in (
+            ("traefik_removed_after_s", "Traefik: out"),
+            ("traefik_back_after_s", "Traefik: back"),
+        )
+        if rotation.get(key) is not None
+    ]
+    render_timeline(result.records, steps, window, paths["png"], title, rotation_events)
     return report
 
 

@@ -63,7 +63,9 @@ def render_timeline(
     window: Window | None,
     path: Path,
     title: str,
+    rotation_events: Sequence[FaultStep] = (),
 ) -> None:
+    """``rotation_events``: when Traefik dropped / re-listed the target (dotted lines)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, (lat_ax, rate_ax) = plt.subplots(
         2, 1, figsize=(12, 7), sharex=True, gridspec_kw={"height_ratios": [3, 2]}
@@ -120,6 +122,21 @@ def render_timeline(
                 ha="right",
                 fontsize=7,
                 color="tab:orange",
+            )
+            label.set_in_layout(False)
+        for event in rotation_events:
+            for ax in (lat_ax, rate_ax):
+                ax.axvline(event.t_s, color="tab:purple", linestyle=":", linewidth=1.2)
+            label = lat_ax.text(
+                event.t_s,
+                0.02,
+                event.action,
+                transform=lat_ax.get_xaxis_transform(),
+                rotation=90,
+                va="bottom",
+                ha="right",
+                fontsize=7,
+                color="tab:purple",
             )
             label.set_in_layout(False)
         lat_ax.legend(loc="upper left", fontsize=8)
