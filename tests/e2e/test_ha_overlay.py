@@ -257,3 +257,19 @@ def test_sticky_client_fails_over_with_a_new_cookie(ha: Stack) -> None:
         assert client.cookies["ha_sticky"] != old_cookie
         # And the new pin holds.
         assert {replica_of(client.get(WHOAMI)) for _ in range(20)} == {replica_of(after)}
+
+
+def test_metrics_are_not_published_through_traefik(ha: Stack) -> None:
+    assert httpx.get(ha.base_url + WHOAMI, timeout=5).status_code == 200
+    assert httpx.get(ha.base_url + "/metrics", timeout=5).status_code == 404
+    # ...while each replica still serves them on the stack network, for Prometheus.
+    replica = ha.containers("web")[0]
+    out = ha.docker.execute(
+        replica,
+        [
+            "python3",
+            "-c",
+            "import urllib.request as u; print(u.urlopen('http://127.0.0.1:8000/metrics').status)",
+        ],
+    )
+    assert str(out).strip() == "200"
