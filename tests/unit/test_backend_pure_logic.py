@@ -3,12 +3,7 @@ token parsing."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-
-# backend/ is its own project (it ships in its image); until the root pytest config lists it in
-# `pythonpath`, put it on sys.path here.
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "backend"))
 
 import pytest
 

@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from pathlib import Path
-
-# backend/ is its own project (it ships in its image); until the root pytest config lists it in
-# `pythonpath`, put it on sys.path here.
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "backend"))
 
 import pytest
 
