@@ -16,7 +16,7 @@ HA_FILES = -f docker-compose.yml -f docker-compose.ha.yml $(if $(filter 1,$(MONI
 PYTEST_ARGS ?=
 
 .PHONY: help bootstrap venv secrets airgap-images build up up-ha down clean ps logs \
-        status scale rollout verify chaos bench lint test test-unit
+        status scale rollout verify audit chaos bench lint test test-unit
 
 help: ## list the verbs
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -75,6 +75,9 @@ rollout: venv ## zero-downtime rolling update: make rollout [ARGS="--image TAG |
 
 verify: venv ## pass/fail checks of the running stack
 	@$(HACTL) --project $(PROJECT) verify
+
+audit: ## security checks of the running HA stack, one pass/fail line each (PROJECT)
+	@PROJECT=$(PROJECT) python3 scripts/audit.py
 
 chaos: venv ## every chaos scenario under load, with a table of results
 	@$(HACTL) --project $(PROJECT) chaos --scenario all
