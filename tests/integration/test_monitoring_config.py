@@ -17,7 +17,7 @@ import yaml
 from python_on_whales import DockerClient, DockerException
 
 from hactl.envfile import read_env_file
-from tests.support.stack import IMAGES_ENV, REPO
+from tests.support.stack import IMAGES_ENV, REPO, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -195,3 +195,62 @@ def test_alertmanager_routes_by_severity(
         ],
     )
     assert out.strip().splitlines()[-1] == receivers
+
+
+@pytest.mark.parametrize(
+    ("source", "target", "inhibited"),
+    [
+        ("WebAllReplicasDown", "WebReplicaDown", True),
+        ("WebAllReplicasDown", "WebReplicasBelowDesired", True),
+        ("WebNotReadyAnywhere", "WebReplicasBelowDesired", True),
+        ("WebNotReadyAnywhere", "WebReplicaDown", False),
+    ],
+)
+def test_inhibit_rules_in_a_running_alertmanager(
+    docker: DockerClient, source: str, target: str, inhibited: bool
+) -> None:
+    """Alerts sent to a real Alertmanager with our config: is the target suppressed?"""
+    container = docker.run(
+        ALERTMANAGER_IMAGE,
+        [
+            "--config.file=/etc/alertmanager/alertmanager.yml",
+            "--storage.path=/tmp/alertmanager",
+            "--cluster.listen-address=",
+        ],
+        entrypoint="/bin/alertmanager",
+        volumes=[
+            (str(PROMETHEUS_DIR / "alertmanager.yml"), "/etc/alertmanager/alertmanager.yml", "ro")
+        ],
+        networks=["none"],
+        detach=True,
+        remove=True,
+    )
+    amtool = ["amtool", "--alertmanager.url=http://127.0.0.1:9093"]
+    try:
+        wait_for(lambda: docker.execute(container, [*amtool, "config", "show"]), 20, "Alertmanager")
+        docker.execute(
+            container,
+            [*amtool, "alert", "add", f"alertname={source}", "service=web", "severity=critical"],
+        )
+        docker.execute(
+            container,
+            [
+                *amtool,
+                "alert",
+                "add",
+                f"alertname={target}",
+                "service=web",
+                "severity=warning",
+                "instance=10.0.0.2:8000",
+            ],
+        )
+
+        def state() -> dict[str, str]:
+            out = docker.execute(container, [*amtool, "alert", "query", "-i", "-a", "-o", "json"])
+            return {a["labels"]["alertname"]: a["status"]["state"] for a in json.loads(out)}
+
+        states = wait_for(lambda: len(state()) == 2 and state(), 20, "both alerts")
+    finally:
+        container.remove(force=True)
+    assert states[source] == "active"
+    assert states[target] == ("suppressed" if inhibited else "active")
