@@ -250,6 +250,24 @@ def test_every_dashboard_panel_returns_data(mon_stack: Stack) -> None:
         pytest.fail("panel queries without data:\n" + "\n".join(missing()))
 
 
+def test_every_rule_evaluates_without_error(mon_stack: Stack) -> None:
+    r = httpx.get(f"{prom_url(mon_stack)}/api/v1/rules", timeout=5)
+    r.raise_for_status()
+    groups = r.json()["data"]["groups"]
+    names = {g["name"] for g in groups}
+    # shipped rules, the rule written from WEB_REPLICAS, and this test's overrides
+    assert {"compose_ha_replicas", "compose_ha_desired_replicas", "e2e_overrides"} <= names
+    broken = [
+        f"{g['name']}/{rule['name']}: {rule.get('lastError')}"
+        for g in groups
+        for rule in g["rules"]
+        if rule["health"] != "ok"
+    ]
+    assert not broken, broken
+    (desired,) = query(mon_stack, "compose_ha:web_desired_replicas")
+    assert desired["value"][1] == "5"  # the override wins over WEB_REPLICAS=3
+
+
 def test_killed_replica_alert_reaches_the_webhook(
     mon_stack: Stack, docker_engine: DockerClient, receiver: Container
 ) -> None:
