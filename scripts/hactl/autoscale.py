@@ -90,7 +90,14 @@ def _now_iso() -> str:
 
 @dataclass
 class Controller:
-    """The loop's state; `sync` is one iteration (tests drive it directly)."""
+    """The loop's state; `sync` is one iteration (tests drive it directly).
+
+    A scale runs in a worker thread while the syncs go on, as in Kubernetes, where the HPA sets
+    the replica count and keeps evaluating every period while pods start or terminate: each sync
+    records its recommendation (so stabilization windows see the whole time), with the count being
+    scaled to as the current count. A change decided while a scale runs waits for the next sync
+    after it finished.
+    """
 
     stack: Stack
     policy: AutoscalePolicy
@@ -102,21 +109,40 @@ class Controller:
     scaler: Callable[[Stack, int, float], ScaleResult] = scale
     state: HpaState = field(default_factory=HpaState)
 
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._worker: threading.Thread | None = None
+        self._target: int | None = None
+
     def emit(self, event: str, **data: Any) -> None:
-        self.log.write(json.dumps({"ts": _now_iso(), "event": event, **data}, default=str) + "\n")
-        self.log.flush()
+        line = json.dumps({"ts": _now_iso(), "event": event, **data}, default=str) + "\n"
+        with self._lock:
+            self.log.write(line)
+            self.log.flush()
+
+    @property
+    def scaling(self) -> bool:
+        return self._worker is not None and self._worker.is_alive()
+
+    def wait_idle(self, timeout: float | None = None) -> None:
+        """Let a scale in progress finish (on shutdown)."""
+        if self._worker is not None:
+            self._worker.join(timeout)
 
     def sync(self) -> Decision | None:
         now = self.clock()
         try:
-            current, readings = self.source.read()
+            running, readings = self.source.read()
         except Exception as error:  # the engine hiccuped: skip this sync, like a failed API read
             self.metrics.errors.labels("metrics").inc()
             self.emit("error", stage="metrics", error=f"{type(error).__name__}: {error}")
             return None
+        in_progress = self.scaling
+        current = self._target if in_progress and self._target is not None else running
         spec = self.policy.spec
         decision, self.state = decide(spec, self.state, now, current, readings)
         self.metrics.observe(decision)
+        act = decision.scales and not self.dry_run and not in_progress
         self.emit(
             "decision",
             **{"from": decision.current, "to": decision.desired},
@@ -126,16 +152,24 @@ class Controller:
             stabilized=decision.stabilized,
             metrics=decision.as_dict()["metrics"],
             summary=decision.metrics_text(),
+            running=running,
+            scale_in_progress=in_progress,
             dry_run=self.dry_run,
         )
-        if decision.scales and not self.dry_run:
-            self._scale(decision, now)
+        if act:
+            # Kubernetes stores the scale event once its update call returned, i.e. at once.
+            self.state = record_scale(spec, self.state, now, decision.current, decision.desired)
+            self._target = decision.desired
+            self.emit(
+                "scaling", **{"from": decision.current, "to": decision.desired}, rule=decision.rule
+            )
+            self._worker = threading.Thread(
+                target=self._scale, args=(decision,), name="scale", daemon=True
+            )
+            self._worker.start()
         return decision
 
-    def _scale(self, decision: Decision, now: float) -> None:
-        self.emit(
-            "scaling", **{"from": decision.current, "to": decision.desired}, rule=decision.rule
-        )
+    def _scale(self, decision: Decision) -> None:
         try:
             result = self.scaler(self.stack, decision.desired, self.policy.scale_timeout_seconds)
         except HactlError as error:
@@ -148,9 +182,6 @@ class Controller:
                 **{"from": decision.current, "to": decision.desired},
             )
             return
-        # The change counts from the moment it was decided (Kubernetes stores the event right
-        # after its scale update call, which returns at once; ours waits for the rotation).
-        self.state = record_scale(self.policy.spec, self.state, now, result.before, result.after)
         direction = "up" if result.after > result.before else "down"
         self.metrics.scales.labels(direction).inc()
         self.metrics.last_scale.set(time.time())
@@ -226,5 +257,6 @@ def run(
         if max_seconds and time.monotonic() - started >= max_seconds:
             break
         stop.wait(max(0.0, tick + policy.sync_period_seconds - time.monotonic()))
+    controller.wait_idle(policy.scale_timeout_seconds * 3)
     controller.emit("stopped", syncs=syncs)
     return syncs
