@@ -139,12 +139,31 @@ class BoundedLoad:
             if not r.ok
         ][:20]
         assert summary.total > 0
-        assert summary.failed == 0, f"{summary.failed} of {summary.total} failed: {failed}"
+        assert summary.failed == 0, (
+            f"{summary.failed} of {summary.total} failed: {failed}; "
+            f"Traefik errors: {traefik_errors(self.stack)}"
+        )
         postgres = self.stack.containers("postgres")[0]
         stored = fetch_stored_writes(self.stack.docker, postgres, self.generator.config.run_id)
         check = check_write_set(self.outcome.records, stored)
         assert not check.lost, f"acknowledged writes lost: {check.lost[:10]}"
         assert not check.duplicated, f"writes stored twice: {check.duplicated}"
+
+
+def traefik_errors(stack: Stack, limit: int = 5) -> list[str]:
+    """The last distinct error messages in Traefik's log: why requests failed, if it knows."""
+    logs = str(stack.docker.compose.logs(["traefik"], tail="300", no_log_prefix=True))
+    messages: list[str] = []
+    for line in logs.splitlines():
+        if '"level":"error"' in line:
+            try:
+                entry = json.loads(line[line.index("{") :])
+            except ValueError:
+                continue
+            text = f"{entry.get('time')} {entry.get('message') or entry.get('error')}"
+            if text.split(" ", 1)[1] not in {m.split(" ", 1)[1] for m in messages}:
+                messages.append(text)
+    return messages[-limit:]
 
 
 def lb_versions(stack: Stack, samples: int = 30) -> set[str]:
