@@ -25,7 +25,7 @@ from hactl.autoscale_metrics import DockerMetricsSource
 from hactl.autoscale_policy import AutoscalePolicy
 from hactl.endpoints import stack_endpoints
 from hactl.errors import HactlError, InvalidInputError
-from hactl.hpa import Decision, HpaState, decide, record_scale
+from hactl.hpa import Decision, HpaState, align_to_count, decide, record_scale
 from hactl.preflight import require_running
 from hactl.scaling import ScaleResult, scale
 from hactl.stack import Stack
@@ -139,6 +139,8 @@ class Controller:
             return None
         in_progress = self.scaling
         current = self._target if in_progress and self._target is not None else running
+        if current != running:
+            readings = {name: align_to_count(r, current) for name, r in readings.items()}
         spec = self.policy.spec
         decision, self.state = decide(spec, self.state, now, current, readings)
         self.metrics.observe(decision)

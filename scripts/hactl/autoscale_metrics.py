@@ -26,7 +26,7 @@ from python_on_whales.exceptions import DockerException
 from hactl.autoscale_policy import AutoscalePolicy, Limits
 from hactl.hpa import MetricReading, ReplicaUsage
 from hactl.replicas import web_containers
-from hactl.stack import Stack
+from hactl.stack import Stack, container_number
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,8 @@ class DockerMetricsSource:
         self.names = {m.name for m in policy.spec.metrics}
 
     def running_replicas(self) -> list[Container]:
-        return [c for c in web_containers(self.stack, self.docker) if c.state.running]
+        running = [c for c in web_containers(self.stack, self.docker) if c.state.running]
+        return sorted(running, key=container_number)  # hactl scale removes the last ones
 
     def read(self) -> tuple[int, dict[str, MetricReading]]:
         """(current replica count, reading per metric of the policy)."""

@@ -189,6 +189,22 @@ def replicas_for_total_value(
     return math.ceil(total / target_per_replica), per_replica
 
 
+def align_to_count(reading: MetricReading, count: int) -> MetricReading:
+    """A reading as Kubernetes sees it while a scale it ordered is under way: replicas not created
+    yet are pods without metrics (missing), replicas being removed (the last ones) are terminating
+    pods, which the HPA leaves out. `reading.replicas` must be in container-number order."""
+    replicas = reading.replicas
+    if reading.error or not replicas or len(replicas) == count:
+        return reading
+    if len(replicas) > count:
+        return replace(reading, replicas=replicas[:count])
+    limit = replicas[0].limit
+    pending = tuple(
+        ReplicaUsage(f"pending-{i}", None, limit, ready=False) for i in range(count - len(replicas))
+    )
+    return replace(reading, replicas=replicas + pending)
+
+
 def propose(
     spec: HpaSpec, current: int, readings: Mapping[str, MetricReading]
 ) -> list[MetricProposal]:

@@ -25,6 +25,7 @@ from hactl.hpa import (
     ScalingRules,
     SelectPolicy,
     TargetType,
+    align_to_count,
     decide,
     record_scale,
     replicas_for_total_value,
@@ -306,3 +307,19 @@ def test_unready_replicas_are_left_out_for_cpu_and_count_as_idle_on_scale_up() -
 def test_total_value_per_replica() -> None:
     assert replicas_for_total_value(3, 100.0, 20, 0.1) == (5, pytest.approx(33.33, 0.01))
     assert replicas_for_total_value(5, 104.0, 20, 0.1)[0] == 5  # within tolerance
+
+
+def test_replicas_still_being_created_count_as_missing_pods() -> None:
+    """While 3 -> 6 is under way only 3 replicas exist: as in Kubernetes, the 3 to come are pods
+    without metrics (0 % on a scale-up), so the HPA does not read the 3 as a wish for fewer."""
+    running = cpu_reading(3, 30)["cpu"]
+    aligned = align_to_count(running, 6)
+    assert len(aligned.replicas) == 6
+    assert [r.usage for r in aligned.replicas[3:]] == [None, None, None]
+    assert replicas_for_utilization(6, running.replicas, 20, 0.1)[0] == 5  # ceil(3 x 1.5) < 6
+    # With the 3 to come at 0 %: 15 % of 6 limits, below the target while the ready ones are
+    # above it, a change of direction: Kubernetes keeps the count.
+    assert replicas_for_utilization(6, aligned.replicas, 20, 0.1)[0] == 6
+    # Scaling down 6 -> 4: the two being drained (the last ones) are terminating, left out.
+    draining = align_to_count(cpu_reading(6, 10)["cpu"], 4)
+    assert [r.name for r in draining.replicas] == ["web-1", "web-2", "web-3", "web-4"]
