@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from hactl.loadgen import LoadConfig, LoadGenerator, LoadResult, WorkloadMix
 from hactl.stack import process_env
 from hactl.write_check import check_write_set, fetch_stored_writes
 from tests.support.stack import BASE_FILE, IMAGES_ENV, REPO, Stack, ha_files
+from tests.support.timings import record_timing
 
 pytestmark = pytest.mark.e2e
 
@@ -110,7 +112,12 @@ class BoundedLoad:
             )
         )
         self.outcome: LoadResult | BaseException | None = None
+        self.marks: dict[str, float] = {}
         self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def mark(self, what: str) -> None:
+        """Note when something happened, in seconds of the run, for failure messages."""
+        self.marks[what] = round(self.generator.elapsed(), 1)
 
     def _run(self) -> None:
         try:
@@ -139,8 +146,10 @@ class BoundedLoad:
             if not r.ok
         ][:20]
         assert summary.total > 0
+        per_second = Counter(int(r.intended_s) for r in self.outcome.records if not r.ok)
         assert summary.failed == 0, (
-            f"{summary.failed} of {summary.total} failed: {failed}; "
+            f"{summary.failed} of {summary.total} failed; failures per second of the run: "
+            f"{dict(sorted(per_second.items()))}; marks: {self.marks}; first ones: {failed}; "
             f"Traefik errors: {traefik_errors(self.stack)}"
         )
         postgres = self.stack.containers("postgres")[0]
@@ -242,7 +251,14 @@ def test_verify_fails_naming_the_check_while_a_replica_is_paused(
 def test_rollout_to_a_broken_image_rolls_back(stack: Stack, rollout_env: Path) -> None:
     before = {r["name"] for r in status(stack, rollout_env)}
     with BoundedLoad(stack, duration_s=60) as load:
+        started = time.monotonic()
         result = hactl(stack, rollout_env, "rollout", "--image", BROKEN, "--timeout", "20")
+        record_timing(
+            "hactl rollout broken image, rolled back",
+            time.monotonic() - started,
+            command=f"hactl rollout --image {BROKEN} --timeout 20",
+            load_rps=RATE,
+        )
     assert result.returncode != 0
     assert "rolled back" in result.stderr
     load.assert_no_failures()
@@ -258,7 +274,12 @@ def test_rollout_v1_to_v2_loses_nothing(stack: Stack, rollout_env: Path) -> None
     with BoundedLoad(stack, duration_s=90) as load:
         started = time.monotonic()
         result = hactl(stack, rollout_env, "--json", "rollout", "--image", V2, "--timeout", "120")
-        print(f"rollout of 3 replicas took {time.monotonic() - started:.1f}s: {result.stdout}")
+        record_timing(
+            "hactl rollout 3 replicas v1->v2",
+            time.monotonic() - started,
+            command=f"hactl rollout --image {V2} --batch 1",
+            load_rps=RATE,
+        )
     assert result.returncode == 0, result.stderr
     load.assert_no_failures()
     report = json.loads(result.stdout)
@@ -289,11 +310,20 @@ def test_compose_up_after_rollout_keeps_the_new_image(stack: Stack, rollout_env:
 def test_scale_3_to_5_to_2_loses_nothing(stack: Stack, rollout_env: Path) -> None:
     with BoundedLoad(stack, duration_s=75) as load:
         started = time.monotonic()
+        load.mark("scale 5 starts")
         up = hactl(stack, rollout_env, "scale", "5")
-        print(f"scale 3 -> 5 took {time.monotonic() - started:.1f}s: {up.stdout}")
+        record_timing(
+            "hactl scale 3->5", time.monotonic() - started, command="hactl scale 5", load_rps=RATE
+        )
         assert up.returncode == 0, up.stderr
         assert [r["in_rotation"] for r in status(stack, rollout_env)] == [True] * 5
+        started = time.monotonic()
+        load.mark("scale 2 starts")
         down = hactl(stack, rollout_env, "scale", "2")
+        load.mark("scale 2 done")
+        record_timing(
+            "hactl scale 5->2", time.monotonic() - started, command="hactl scale 2", load_rps=RATE
+        )
         assert down.returncode == 0, down.stderr
         assert [r["in_rotation"] for r in status(stack, rollout_env)] == [True] * 2
     load.assert_no_failures()
