@@ -190,36 +190,39 @@ def proxy_rules() -> tuple[bool, str]:
     return got == wanted, shown
 
 
-def web_least_privilege() -> tuple[bool, str]:
-    webs = containers("web")
-    if not webs:
-        return False, "no web container"
-    problems = []
-    for w in webs:
-        name, hc = w["Name"].lstrip("/"), w["HostConfig"]
-        uid = docker("exec", w["Id"], "id", "-u").stdout.strip()
-        root_write = docker("exec", w["Id"], "sh", "-c", "touch /audit-probe", check_rc=False)
-        tmp_write = docker(
-            "exec",
-            w["Id"],
-            "sh",
-            "-c",
-            "touch /tmp/audit-probe && rm /tmp/audit-probe",
-            check_rc=False,
-        )
-        if uid == "0":
-            problems.append(f"{name} runs as root")
-        if root_write.returncode == 0:
-            problems.append(f"{name}: / is writable")
-        if tmp_write.returncode != 0:
-            problems.append(f"{name}: /tmp is not writable")
-        if [c.removeprefix("CAP_") for c in hc.get("CapDrop") or []] != ["ALL"]:
-            problems.append(f"{name}: cap_drop {hc.get('CapDrop')}")
-        if "no-new-privileges:true" not in (hc.get("SecurityOpt") or []):
-            problems.append(f"{name}: no no-new-privileges")
-    return not problems, "; ".join(
-        problems
-    ) or f"{len(webs)} replicas: uid != 0, read-only /, /tmp writable, no capabilities"
+def least_privilege(service: str) -> Callable[[], tuple[bool, str]]:
+    """Main process non-root with no effective capability, read-only root, /tmp writable."""
+
+    def run() -> tuple[bool, str]:
+        found = containers(service)
+        if not found:
+            return False, f"no running {service} container"
+        problems = []
+        for c in found:
+            name, hc = c["Name"].lstrip("/"), c["HostConfig"]
+            status = docker("exec", c["Id"], "cat", "/proc/1/status").stdout
+            fields = dict(ln.split(":", 1) for ln in status.splitlines() if ":" in ln)
+            root_write = docker("exec", c["Id"], "sh", "-c", "touch /audit-probe", check_rc=False)
+            tmp_write = docker(
+                "exec", c["Id"], "sh", "-c", "touch /tmp/audit-probe && rm /tmp/audit-probe",
+                check_rc=False,
+            )  # fmt: skip
+            if "0" in fields["Uid"].split():
+                problems.append(f"{name} runs as root")
+            if int(fields["CapEff"].strip(), 16) != 0:
+                problems.append(f"{name} has capabilities {fields['CapEff'].strip()}")
+            if root_write.returncode == 0:
+                problems.append(f"{name}: / is writable")
+            if tmp_write.returncode != 0:
+                problems.append(f"{name}: /tmp is not writable")
+            if [x.removeprefix("CAP_") for x in hc.get("CapDrop") or []] != ["ALL"]:
+                problems.append(f"{name}: cap_drop {hc.get('CapDrop')}")
+            if "no-new-privileges:true" not in (hc.get("SecurityOpt") or []):
+                problems.append(f"{name}: no no-new-privileges")
+        detail = f"{len(found)} container(s): uid != 0, no capabilities, read-only /, /tmp writable"
+        return not problems, "; ".join(problems) or detail
+
+    return run
 
 
 def no_secret_in_inspect() -> tuple[bool, str]:
@@ -318,7 +321,11 @@ def main() -> int:
     check("traefik reaches Docker only through the socket proxy", traefik_without_socket)
     check("socket proxy: internal network, unpublished, read-only, non-root", proxy_isolated)
     check("socket proxy: GET containers 200, create/delete/exec/images 403", proxy_rules)
-    check("web: non-root, read-only root filesystem, no capabilities", web_least_privilege)
+    check("web: non-root, read-only root filesystem, no capabilities", least_privilege("web"))
+    check(
+        "postgres: non-root, read-only root filesystem, no capabilities",
+        least_privilege("postgres"),
+    )
     check("no secret value in docker inspect", no_secret_in_inspect)
     check("dashboard/API: 127.0.0.1 only, basic auth", dashboard_protected)
     check("TLS on websecure, HSTS and security headers", tls_and_headers)
