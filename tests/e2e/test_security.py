@@ -70,6 +70,20 @@ def test_web_is_non_root_with_a_read_only_root_and_no_capabilities(ha_stack: Sta
         assert int(cap_eff.split()[1], 16) == 0, cap_eff
 
 
+def test_postgres_runs_unprivileged_with_a_read_only_root(ha_stack: Stack) -> None:
+    postgres = one(ha_stack, "postgres")
+    status = ha_stack.docker.execute(postgres, ["cat", "/proc/1/status"])
+    fields = dict(ln.split(":", 1) for ln in status.splitlines() if ":" in ln)
+    assert "0" not in fields["Uid"].split(), fields["Uid"]
+    assert int(fields["CapEff"].strip(), 16) == 0, fields["CapEff"]
+    with pytest.raises(DockerException) as denied:
+        ha_stack.docker.execute(postgres, ["sh", "-c", "touch /x"])
+    assert "Read-only file system" in str(denied.value)
+    assert postgres.host_config.readonly_rootfs is True and no_caps(postgres)
+    # And it works: the replicas are ready, which needs the database.
+    assert httpx.get(ha_stack.base_url + "/readyz", timeout=5).status_code == 200
+
+
 # --- secrets only as files ----------------------------------------------------------------------
 def secret_values() -> dict[str, str]:
     values = {}
@@ -142,7 +156,11 @@ def test_tls_handshake_verified_against_the_generated_certificate(ha_stack: Stac
 
 
 def test_hsts_and_security_headers_on_https(ha_stack: Stack) -> None:
-    r = httpx.get(https_url(ha_stack) + WHOAMI, verify=str(SECRETS_DIR / "tls.crt"), timeout=5)
+    r = httpx.get(
+        https_url(ha_stack) + WHOAMI,
+        verify=ssl.create_default_context(cafile=SECRETS_DIR / "tls.crt"),
+        timeout=5,
+    )
     assert r.status_code == 200
     hsts = r.headers["strict-transport-security"]
     assert "max-age=31536000" in hsts and "includeSubDomains" in hsts

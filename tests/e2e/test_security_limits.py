@@ -7,6 +7,7 @@ as an operator would in .env. Every burst is bounded by count.
 
 from __future__ import annotations
 
+import ssl
 import textwrap
 import time
 from collections.abc import Iterator
@@ -47,7 +48,7 @@ def limited_stack(docker_engine: DockerClient) -> Iterator[Stack]:
 def https_client(stack: Stack) -> httpx.Client:
     return httpx.Client(
         base_url=f"https://127.0.0.1:{stack.port('HTTPS_PORT')}",
-        verify=str(SECRETS_DIR / "tls.crt"),
+        verify=ssl.create_default_context(cafile=SECRETS_DIR / "tls.crt"),
         timeout=10,
     )
 
