@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import typer
+from python_on_whales.exceptions import DockerException
 
 from hactl import output
 from hactl.autoscale import run as run_autoscale
@@ -20,6 +21,7 @@ from hactl.scaling import scale as run_scale
 from hactl.stack import Stack, discover_stack, project_containers
 from hactl.traefik_api import TraefikApiError
 from hactl.verify import run_checks
+from hactl.waiting import WaitTimeoutError
 
 app = typer.Typer(
     help="Operate a compose-ha stack: status, scale, rollout, verify.",
@@ -78,9 +80,22 @@ def main(
     ctx.obj = Options(project, compose_file, env_file, rollout_env_file, as_json)
 
 
-def _fail(error: HactlError) -> typer.Exit:
-    output.fail(error.message, error.hint)
-    return typer.Exit(error.exit_code)
+# What an operation can fail with; each becomes one clear message and a non-zero exit code.
+OPERATION_ERRORS = (HactlError, WaitTimeoutError, DockerException, TraefikApiError)
+
+
+def _fail(error: Exception) -> typer.Exit:
+    if isinstance(error, HactlError):
+        output.fail(error.message, error.hint)
+        return typer.Exit(error.exit_code)
+    if isinstance(error, DockerException):
+        output.fail(
+            f"docker failed: {(error.stderr or str(error)).strip()}",
+            "see `hactl status`; the operation stopped where it failed",
+        )
+    else:
+        output.fail(str(error), "see `hactl status`; the operation stopped where it failed")
+    return typer.Exit(1)
 
 
 @app.command()
@@ -98,7 +113,7 @@ def status(ctx: typer.Context) -> None:
             traefik, traefik_error = {}, str(error)
         replicas = collect_replicas(stack, traefik, probe_versions=True, docker=docker)
         traefiks = len(project_containers(docker, stack.project, "traefik"))
-    except HactlError as error:
+    except OPERATION_ERRORS as error:
         raise _fail(error) from error
     if not replicas:
         output.fail(
@@ -140,7 +155,7 @@ def scale(
     opts: Options = ctx.obj
     try:
         result = run_scale(opts.stack(), replicas, timeout)
-    except HactlError as error:
+    except OPERATION_ERRORS as error:
         raise _fail(error) from error
     data = {
         "before": result.before,
@@ -176,7 +191,7 @@ def rollout(
     opts: Options = ctx.obj
     try:
         result = run_rollout(opts.stack(), image, build, batch, timeout, migrate)
-    except HactlError as error:
+    except OPERATION_ERRORS as error:
         raise _fail(error) from error
     data = {
         "image": result.image,
@@ -219,7 +234,7 @@ def verify(
         require_engine(stack.docker())
         desired = replicas if replicas is not None else int(stack.env_value("WEB_REPLICAS", "3"))
         checks = run_checks(stack, desired, tolerance)
-    except HactlError as error:
+    except OPERATION_ERRORS as error:
         raise _fail(error) from error
     failed = [c for c in checks if not c.passed]
     if opts.json:
