@@ -134,13 +134,11 @@ def rollout(
     endpoints = stack_endpoints(stack)
     old = sorted(web_containers(stack, docker), key=container_number)
     previous_image = old[0].config.image
-    if build:
-        image = build_web_image(stack, docker, previous_image)
-    assert image is not None
-    result = RolloutResult(image=image, previous_image=previous_image)
+    target = build_web_image(stack, docker, previous_image) if build else str(image)
+    result = RolloutResult(image=target, previous_image=previous_image)
     start = time.monotonic()
     if migrate:
-        _migrate(stack, image, docker)
+        _migrate(stack, target, docker)
     replaced: list[str] = []
     try:
         _replace(
@@ -148,7 +146,7 @@ def rollout(
             endpoints,
             docker,
             [c.name for c in old],
-            image,
+            target,
             batch_size,
             timeout,
             result,
@@ -181,5 +179,5 @@ def rollout(
         ) from failure
     finally:
         result.seconds = time.monotonic() - start
-    record_state(stack, WEB_IMAGE=image, WEB_REPLICAS=str(len(old)))
+    record_state(stack, WEB_IMAGE=target, WEB_REPLICAS=str(len(old)))
     return result
