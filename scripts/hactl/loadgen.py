@@ -286,13 +286,19 @@ class LoadGenerator:
 
     async def run(self) -> LoadResult:
         cfg = self.config
-        transport = httpx.AsyncHTTPTransport(
-            limits=httpx.Limits(
-                max_connections=cfg.concurrency, max_keepalive_connections=cfg.concurrency
-            )
-        )
         headers = {"Authorization": f"Bearer {cfg.token}"} if cfg.token else {}
         n_clients = max(1, cfg.clients)
+        # One connection pool per virtual client: httpcore's pool does work linear in its
+        # number of connections on every request, so one pool with hundreds of connections
+        # (a stalled backend at 100+ req/s) would stall the event loop and the schedule.
+        transports = [
+            httpx.AsyncHTTPTransport(
+                limits=httpx.Limits(
+                    max_connections=cfg.concurrency, max_keepalive_connections=cfg.concurrency
+                )
+            )
+            for _ in range(n_clients)
+        ]
         self._clients = [
             httpx.AsyncClient(
                 base_url=cfg.base_url,
@@ -301,14 +307,15 @@ class LoadGenerator:
                 timeout=cfg.timeout_s + 1.0,  # the per-request total in _send fires first
                 cookies=None if cfg.sticky else _no_cookies_jar(),
             )
-            for _ in range(n_clients)
+            for transport in transports
         ]
         try:
             if cfg.mix.write > 0 or cfg.mix.read > 0:
                 await self._create_conversations()
             return await self._run_open_loop()
         finally:
-            await transport.aclose()
+            for transport in transports:
+                await transport.aclose()
 
     async def _create_conversations(self) -> None:
         deadline = time.monotonic() + self.config.setup_timeout_s
