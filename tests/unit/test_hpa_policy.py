@@ -172,3 +172,10 @@ def test_replica_without_limit_makes_the_metric_invalid_unless_the_policy_has_on
     assert reading.error and "no cpu limit" in reading.error
     reading = utilization_reading("cpu", limits, {"web-1": 0.2}, fallback=0.5)
     assert reading.error is None and reading.replicas[0].limit == 0.5
+
+
+def test_e2e_test_policy_keeps_the_diagrams_scale_up_with_short_windows() -> None:
+    test_policy = load_policy(REPO / "tests" / "e2e" / "autoscale-test-policy.yml")
+    assert test_policy.spec.scale_up == load_policy(DEFAULT_FILE).spec.scale_up
+    assert test_policy.spec.scale_down.stabilization_window_seconds == 20
+    assert test_policy.spec.scale_down.select_policy.value == "Min"
