@@ -14,6 +14,7 @@ file so that a later `make up-ha` keeps the new image.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -62,7 +63,9 @@ def build_web_image(stack: Stack, docker: DockerClient, current_image: str) -> s
     )
     tag = f"{repository}:rollout-{datetime.now(UTC):%Y%m%d%H%M%S}"
     with process_env({"WEB_IMAGE": tag}):
-        docker.compose.build([WEB_SERVICE])
+        # Build output goes to stderr: stdout stays clean for --json.
+        for _source, line in docker.compose.build([WEB_SERVICE], stream_logs=True) or ():
+            sys.stderr.write(line.decode(errors="replace"))
     require_image(docker, tag)
     return tag
 
