@@ -146,8 +146,8 @@ def discover_stack(
         running = project_containers(DockerClient(), name)
     except Exception:  # no engine: commands fail later with a clearer message
         running = []
-    if running:
-        labels = running[0].config.labels
+    if running:  # the newest container knows the latest compose files (e.g. monitoring added)
+        labels = max(running, key=lambda c: c.created).config.labels
     directory = project_dir or (
         Path(labels[LABEL_WORKING_DIR]) if LABEL_WORKING_DIR in labels else Path.cwd()
     )
