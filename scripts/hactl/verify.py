@@ -20,11 +20,13 @@ from hactl.endpoints import STICKY_COOKIE, Endpoints, stack_endpoints
 from hactl.replicas import Replica, collect_replicas
 from hactl.stack import Stack, project_containers
 from hactl.traefik_api import ServerState, TraefikApiError
+from hactl.waiting import WaitTimeoutError, wait_for
 
 WHOAMI_PATH = "/api/v1/whoami"
 REQUESTS_PER_REPLICA = 20
 STICKY_REQUESTS = 10
 HTTP_TIMEOUT = 3.0
+PROMETHEUS_GRACE_SECONDS = 15.0
 
 
 @dataclass(frozen=True)
@@ -169,21 +171,28 @@ def prometheus_web_targets(targets: dict[str, object]) -> dict[str, str]:
 def check_prometheus(
     stack: Stack, docker: DockerClient, endpoints: Endpoints, replicas: Sequence[Replica]
 ) -> CheckResult | None:
+    """Every replica an `up` target. A replica started seconds ago is found by DNS discovery
+    and scraped within ~10 s (5 s refresh + 5 s interval), so this waits that long for it."""
     if not project_containers(docker, stack.project, "prometheus"):
         return None
-    try:
+
+    def all_scraped() -> tuple[bool, str]:
         response = httpx.get(endpoints.prometheus_url + "/api/v1/targets", timeout=HTTP_TIMEOUT)
         health = prometheus_web_targets(response.json())
-    except (httpx.HTTPError, ValueError) as error:
-        return CheckResult("Prometheus scrapes every replica", False, str(error))
-    bad = [
-        f"{r.name}: {health.get(r.ip, 'not a target')}"
-        for r in replicas
-        if health.get(r.ip) != "up"
-    ]
-    return CheckResult(
-        "Prometheus scrapes every replica", not bad, "; ".join(bad) or f"{len(replicas)} targets up"
-    )
+        bad = [
+            f"{r.name}: {health.get(r.ip, 'not a target')}"
+            for r in replicas
+            if health.get(r.ip) != "up"
+        ]
+        return not bad, "; ".join(bad) or f"{len(replicas)} targets up"
+
+    try:
+        detail = wait_for(
+            "Prometheus to scrape every replica", all_scraped, PROMETHEUS_GRACE_SECONDS
+        ).detail
+    except WaitTimeoutError as error:
+        return CheckResult("Prometheus scrapes every replica", False, error.detail)
+    return CheckResult("Prometheus scrapes every replica", True, detail)
 
 
 def run_checks(stack: Stack, desired: int, tolerance: float) -> list[CheckResult]:
