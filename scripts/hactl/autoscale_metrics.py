@@ -122,14 +122,20 @@ class DockerMetricsSource:
 
     def read(self) -> tuple[int, dict[str, MetricReading]]:
         """(current replica count, reading per metric of the policy)."""
-        containers = self.running_replicas()
-        limits = [replica_limits(c) for c in containers]
         readings: dict[str, MetricReading] = {}
         resource = self.names & {"cpu", "memory"}
-        if resource:
+        for attempt in (1, 2):  # a replica removed between the list and `docker stats`: again
+            containers = self.running_replicas()
+            limits = [replica_limits(c) for c in containers]
+            if not resource:
+                break
             readings.update(
                 self._resource_readings(containers, limits, resource, self.policy.limits)
             )
+            if attempt == 2 or not any(
+                (r.error or "").startswith("docker stats failed") for r in readings.values()
+            ):
+                break
         if "requests_per_second" in self.names:
             try:
                 total = query_prometheus_total(self.prometheus_url, self.policy.rps_query)
@@ -152,7 +158,8 @@ class DockerMetricsSource:
         try:
             stats = self.docker.stats(containers)
         except DockerException as error:  # a replica went away between list and stats
-            return {n: MetricReading(n, error=f"docker stats failed: {error}") for n in names}
+            reason = (getattr(error, "stderr", "") or "").strip() or str(error).splitlines()[0]
+            return {n: MetricReading(n, error=f"docker stats failed: {reason}") for n in names}
         cpu = {s.container_name: s.cpu_percentage / 100 for s in stats}
         memory = {s.container_name: float(s.memory_used) for s in stats}
         result = {}
