@@ -1,21 +1,23 @@
 """`hactl scale N`: add replicas and wait until they are in rotation, or drain and remove some.
 
-Scaling down removes the highest-numbered replicas (the ones Compose itself would pick), after
-draining them, so no request fails; Compose is then told the new count and has nothing to do.
+Scaling down removes replicas that are out of rotation first, then the highest-numbered ones
+(those Compose itself would pick), after draining them, so no request fails; Compose is then
+told the new count and has nothing to do.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hactl.draining import StoppedReplica, drain_and_remove
 from hactl.endpoints import stack_endpoints
 from hactl.errors import HactlError
 from hactl.preflight import require_no_label_drift, require_running
-from hactl.replicas import web_containers
-from hactl.rotation import wait_count_in_rotation
-from hactl.stack import Stack, container_number
+from hactl.replicas import Replica
+from hactl.rotation import current_replicas, wait_count_in_rotation
+from hactl.stack import Stack
 from hactl.validation import validate_replica_count
 from hactl.waiting import WaitTimeoutError
 from hactl.web_service import compose_scale_web, record_state
@@ -30,17 +32,22 @@ class ScaleResult:
     seconds: float
 
 
+def pick_victims(replicas: Sequence[Replica], count: int) -> list[str]:
+    """Which replicas to remove to keep `count`: out of rotation first, then highest number."""
+    ranked = sorted(replicas, key=lambda r: (r.in_rotation, -r.number))
+    return [r.name for r in ranked[: max(len(replicas) - count, 0)]]
+
+
 def scale(stack: Stack, count: int, timeout: float) -> ScaleResult:
     validate_replica_count(count)
     docker = stack.docker()
     require_running(stack, docker)
     endpoints = stack_endpoints(stack)
     start = time.monotonic()
-    current = sorted(web_containers(stack, docker), key=container_number)
-    started: list[str] = []
+    current = current_replicas(stack, endpoints, docker)
     removed: list[StoppedReplica] = []
     if count < len(current):
-        victims = [c.name for c in current[count:]]
+        victims = pick_victims(current, count)
         removed = drain_and_remove(stack, endpoints, victims, timeout, docker)
     if count > len(current):
         require_no_label_drift(stack, docker)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from hactl.replicas import ContainerFacts, join_replicas
+from hactl.scaling import pick_victims
 from hactl.traefik_api import ServerState
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -76,3 +77,12 @@ def test_uptime_and_stopped_containers() -> None:
     assert replicas[1].uptime_seconds is None
     assert replicas[1].ip == ""
     assert replicas[1].as_dict()["traefik"] == "absent"
+
+
+def test_scale_down_removes_out_of_rotation_first_then_highest_numbers() -> None:
+    containers = [facts(n, f"10.0.0.{n}") for n in (1, 2, 3, 4, 5)]
+    traefik = {f"10.0.0.{n}": ServerState.UP for n in (1, 3, 4, 5)}  # 2 is out of rotation
+    replicas = join_replicas(containers, traefik, now=NOW)
+    assert pick_victims(replicas, 3) == ["p-web-2", "p-web-5"]
+    assert pick_victims(replicas, 5) == []
+    assert pick_victims(replicas, 1) == ["p-web-2", "p-web-5", "p-web-4", "p-web-3"]
