@@ -58,7 +58,7 @@ MEMORY_REPLICAS = 3  # memory under load is read with this many replicas (or the
 @dataclass(frozen=True)
 class BenchConfig:
     replicas: tuple[int, ...] = (1, 3, 5)
-    connections: tuple[int, ...] = (4, 16, 64)
+    connections: tuple[int, ...] = (2, 8, 32)
     duration_s: float = 8.0
     threads: int = 2
     p99_budget_ms: float = 50.0
@@ -189,12 +189,18 @@ def _direct_url(stack: Stack, docker: DockerClient, name: str) -> str:
     return f"http://{ip}:8000"
 
 
+def _failures(run: WrkResult) -> str:
+    bad = {k: v for k, v in run.statuses.items() if not k.startswith("2")}
+    bad.update({k: v for k, v in run.errors.items() if v and k != "status"})
+    return ", ".join(f"{k}: {v}" for k, v in bad.items())
+
+
 def _describe(run: WrkResult) -> str:
     return (
         f"{run.target:7} N={run.replicas} {run.kind:9} c={run.connections:<3} "
         f"{run.ok_rps:8.1f} ok req/s  p99 {run.latency_ms['p99']:7.1f} ms  "
         f"wrk CPU {run.generator_cpu_percent:.0f} %"
-        + (f"  non-2xx/errors {run.requests - run.ok}" if run.ok != run.requests else "")
+        + (f"  not 2xx: {_failures(run)}" if run.ok != run.requests else "")
     )
 
 

@@ -27,7 +27,7 @@ def bench(
     quick: bool = typer.Option(False, "--quick", help="the tiny configuration (about 2 minutes)"),
     replicas: str | None = typer.Option(None, "--replicas", help="replica counts [1,3,5]"),
     connections: str | None = typer.Option(
-        None, "--connections", help="wrk concurrency levels [4,16,64]; the highest is saturation"
+        None, "--connections", help="wrk concurrency levels [2,8,32]; the highest is saturation"
     ),
     duration: float | None = typer.Option(None, "--duration", help="seconds per wrk run [8]"),
     p99_budget: float | None = typer.Option(None, "--p99-budget-ms", help="p99 budget [50]"),

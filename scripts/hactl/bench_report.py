@@ -72,24 +72,54 @@ def throughput_summary(runs: Sequence[Mapping[str, Any]], p99_budget_ms: float) 
                     "p99_budget_connections": best["connections"] if best else None,
                 }
         entry: dict[str, Any] = dict(per_target)
-        direct = per_target.get("direct", {})
-        if direct:
-            n = min(direct, key=int)
-            via = per_target.get("traefik", {}).get(n)
-            d = direct[n]
-            if via and d["saturation_rps"] > 0:
-                ratio = via["saturation_rps"] / d["saturation_rps"]
-                budget_ratio = (
-                    via["p99_budget_rps"] / d["p99_budget_rps"] if d["p99_budget_rps"] > 0 else None
-                )
-                entry["hop"] = {
-                    "replicas": int(n),
-                    "ratio": round(ratio, 3),
-                    "loss_percent": round((1 - ratio) * 100, 1),
-                    "p99_budget_ratio": None if budget_ratio is None else round(budget_ratio, 3),
-                }
+        hop = hop_cost(runs, kind, per_target)
+        if hop:
+            entry["hop"] = hop
         summary[kind] = entry
     return summary
+
+
+def hop_cost(
+    runs: Sequence[Mapping[str, Any]], kind: str, per_target: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any] | None:
+    """Traefik against direct, same replica count and concurrency, from the same container.
+
+    The ratio is taken at the highest concurrency where both runs answered every request 2xx
+    (a saturated single replica can fail its health check, and Traefik then answers 404/503
+    while it has no server: that is measured too, but it is not the cost of the hop).
+    """
+    direct = per_target.get("direct", {})
+    if not direct:
+        return None
+    n = min(direct, key=int)
+
+    def by_connections(target: str) -> dict[int, Mapping[str, Any]]:
+        return {
+            int(r["connections"]): r
+            for r in runs
+            if r["kind"] == kind and r["target"] == target and str(r["replicas"]) == n
+        }
+
+    via, straight = by_connections("traefik"), by_connections("direct")
+    pairs = {
+        c: (via[c], straight[c])
+        for c in sorted(set(via) & set(straight))
+        if straight[c]["ok_rps"] > 0
+    }
+    if not pairs:
+        return None
+    ratios = {str(c): round(t["ok_rps"] / d["ok_rps"], 3) for c, (t, d) in pairs.items()}
+    clean = [c for c, (t, d) in pairs.items() if _clean(t) and _clean(d)]
+    at = max(clean) if clean else max(pairs)
+    ratio = ratios[str(at)]
+    return {
+        "replicas": int(n),
+        "connections": at,
+        "both_clean": bool(clean),
+        "ratio": ratio,
+        "loss_percent": round((1 - ratio) * 100, 1),
+        "ratio_by_connections": ratios,
+    }
 
 
 def memory_summary(readings: Sequence[Mapping[str, Any]]) -> dict[str, float | None]:

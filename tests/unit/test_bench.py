@@ -129,12 +129,27 @@ def test_throughput_summary_saturation_budget_and_hop() -> None:
     assert summary["direct"]["1"]["p99_budget_rps"] == 500
     assert summary["traefik"]["3"]["saturation_rps"] == 900
     assert summary["traefik"]["3"]["p99_budget_rps"] == 450
+    # the hop is measured at the highest concurrency where both runs were clean
     assert summary["hop"] == {
         "replicas": 1,
+        "connections": 64,
+        "both_clean": True,
         "ratio": 0.8,
         "loss_percent": 20.0,
-        "p99_budget_ratio": 0.8,
+        "ratio_by_connections": {"4": 0.8, "64": 0.8},
     }
+
+
+def test_hop_skips_runs_where_traefik_had_no_server() -> None:
+    runs = [
+        run("direct", 1, "whoami", 8, 500, 10),
+        run("traefik", 1, "whoami", 8, 450, 12),
+        run("direct", 1, "whoami", 32, 1000, 80),
+        run("traefik", 1, "whoami", 32, 200, 900, ok=400, requests=2000),  # 404s: no server
+    ]
+    hop = throughput_summary(runs, p99_budget_ms=50)["whoami"]["hop"]
+    assert (hop["connections"], hop["ratio"], hop["loss_percent"]) == (8, 0.9, 10.0)
+    assert hop["ratio_by_connections"]["32"] == 0.2
 
 
 def test_targets_are_measured_against_their_limits() -> None:
