@@ -9,6 +9,8 @@ value per replica (flags, build info).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from pathlib import Path
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -18,6 +20,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.core import GaugeMetricFamily
 
 IN_FLIGHT = Gauge(
     "app_requests_in_flight", "HTTP requests being served right now", multiprocess_mode="livesum"
@@ -51,10 +54,44 @@ BUILD_INFO = Gauge(
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
+def resident_memory_by_pid(proc: Path = Path("/proc")) -> dict[str, int]:
+    """RSS in bytes of every process visible in /proc: in a container, the replica's own."""
+    rss: dict[str, int] = {}
+    for status in proc.glob("[0-9]*/status"):
+        try:
+            lines = status.read_text().splitlines()
+        except OSError:  # the process exited meanwhile
+            continue
+        for line in lines:
+            if line.startswith("VmRSS:"):
+                rss[status.parent.name] = int(line.split()[1]) * 1024  # reported in kB
+                break
+    return rss
+
+
+class ReplicaMemoryCollector:
+    """`process_resident_memory_bytes{pid}` for the gunicorn master and every worker.
+
+    The multiprocess registry has no process collector, and one worker's own numbers would miss
+    the others: summing these samples gives the replica's memory."""
+
+    def __init__(self, proc: Path = Path("/proc")) -> None:
+        self.proc = proc
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "process_resident_memory_bytes", "Resident memory size in bytes", labels=["pid"]
+        )
+        for pid, value in sorted(resident_memory_by_pid(self.proc).items()):
+            family.add_metric([pid], value)
+        yield family
+
+
 def render() -> bytes:
     """One scrape: merged over all workers when running under gunicorn."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
+        registry.register(ReplicaMemoryCollector())
         return generate_latest(registry)
     return generate_latest(REGISTRY)
