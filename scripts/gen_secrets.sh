@@ -3,7 +3,7 @@
 # consuming container needs, in SECRETS_DIR (git-ignored). Compose mounts them as `secrets:`.
 set -euo pipefail
 dir=${SECRETS_DIR:-$(cd "$(dirname "$0")/.." && pwd)/secrets}
-mkdir -p "$dir"
+mkdir -p "$dir" "$dir/alertmanager"  # alertmanager/: optional receiver secrets
 chmod 0700 "$dir"
 
 rand() { python3 -c 'import secrets; print(secrets.token_urlsafe(32))'; }
