@@ -31,6 +31,7 @@ if [ ! -s "$dir/tls.crt" ] || [ ! -s "$dir/tls.key" ]; then
 fi
 # Containers run as non-root users that are not the file owner, so the files are world-readable;
 # the directory stays 0700, which keeps other host users out (a bind mount ignores host parents).
-chmod 0644 "$dir"/*
+find "$dir" -maxdepth 1 -type f -exec chmod 0644 {} +
+chmod 0755 "$dir/alertmanager"
 chmod 0700 "$dir"
 if [ ${#made[@]} -gt 0 ]; then echo "secrets: created ${made[*]} in $dir"; fi
