@@ -21,7 +21,7 @@ from hactl.scaling import scale as run_scale
 from hactl.stack import Stack, discover_stack, project_containers
 from hactl.traefik_api import TraefikApiError
 from hactl.verify import run_checks
-from hactl.waiting import WaitTimeoutError
+from hactl.waiting import WaitFailedError
 
 app = typer.Typer(
     help="Operate a compose-ha stack: status, scale, rollout, verify.",
@@ -81,7 +81,7 @@ def main(
 
 
 # What an operation can fail with; each becomes one clear message and a non-zero exit code.
-OPERATION_ERRORS = (HactlError, WaitTimeoutError, DockerException, TraefikApiError)
+OPERATION_ERRORS = (HactlError, WaitFailedError, DockerException, TraefikApiError)
 
 
 def _fail(error: Exception) -> typer.Exit:

@@ -32,7 +32,7 @@ from hactl.rollout_plan import plan_rollout
 from hactl.rotation import wait_in_rotation
 from hactl.stack import WEB_SERVICE, Stack, container_number, process_env
 from hactl.validation import validate_batch_size, validate_timeout
-from hactl.waiting import WaitTimeoutError
+from hactl.waiting import WaitFailedError
 from hactl.web_service import compose_scale_web, record_state, run_migrations
 
 DEFAULT_IMAGE_REPOSITORY = "compose-ha/web"
@@ -94,11 +94,10 @@ def _replace(
         new = compose_scale_web(stack, total + batch.size, image=image, docker=docker)
         try:
             wait_in_rotation(stack, endpoints, new, timeout, docker)
-        except WaitTimeoutError as error:
+        except WaitFailedError as error:
             drain_and_remove(stack, endpoints, new, timeout, docker)
             raise _BatchFailedError(
-                f"new replicas {', '.join(new)} on {image} were not in rotation within "
-                f"{timeout:.0f}s ({error.detail})"
+                f"new replicas {', '.join(new)} on {image} did not get into rotation: {error}"
             ) from error
         finally:
             result.started.extend(new)

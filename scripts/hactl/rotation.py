@@ -6,14 +6,14 @@ Out of rotation = Traefik shows it DOWN or does not list it at all.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
 from python_on_whales import DockerClient
 
 from hactl.endpoints import Endpoints
 from hactl.replicas import Replica, collect_replicas, container_facts, web_containers
 from hactl.stack import Stack
-from hactl.waiting import WaitResult, wait_for
+from hactl.waiting import WaitAbortedError, WaitResult, wait_for
 
 
 def current_replicas(
@@ -24,6 +24,21 @@ def current_replicas(
 
 def describe(replica: Replica) -> str:
     return f"{replica.name}={replica.status}/{replica.health}/{replica.traefik.value}"
+
+
+CRASH_LOOP_RESTARTS = 2
+
+
+def hopeless_replicas(names: Collection[str], by_name: Mapping[str, Replica]) -> list[str]:
+    """New replicas that will not get ready by waiting: exited, or restarted again and again."""
+    hopeless = []
+    for name in names:
+        replica = by_name.get(name)
+        if replica is None:
+            hopeless.append(f"{name} exited")
+        elif replica.restarts >= CRASH_LOOP_RESTARTS:
+            hopeless.append(f"{name} crash-loops ({replica.restarts} restarts)")
+    return hopeless
 
 
 def wait_in_rotation(
@@ -37,6 +52,8 @@ def wait_in_rotation(
         by_name = {r.name: r for r in current_replicas(stack, endpoints, docker)}
         missing = [n for n in names if n not in by_name or not by_name[n].in_rotation]
         detail = ", ".join(describe(by_name[n]) if n in by_name else f"{n}=gone" for n in missing)
+        if hopeless := hopeless_replicas(names, by_name):
+            raise WaitAbortedError(f"{', '.join(hopeless)}; {detail}")
         return not missing, detail or f"{len(names)} in rotation"
 
     return wait_for(f"{len(names)} replica(s) in rotation", check, timeout)

@@ -19,7 +19,7 @@ from hactl.replicas import Replica
 from hactl.rotation import current_replicas, wait_count_in_rotation
 from hactl.stack import Stack
 from hactl.validation import validate_replica_count
-from hactl.waiting import WaitTimeoutError
+from hactl.waiting import WaitFailedError
 from hactl.web_service import compose_scale_web, record_state
 
 
@@ -55,7 +55,7 @@ def scale(stack: Stack, count: int, timeout: float) -> ScaleResult:
     record_state(stack, WEB_REPLICAS=str(count))
     try:
         wait_count_in_rotation(stack, endpoints, count, timeout, docker)
-    except WaitTimeoutError as error:
+    except WaitFailedError as error:
         raise HactlError(
             f"scaled to {count} but not all replicas are in rotation: {error.detail}",
             "see `hactl status` and `docker logs` of the replicas that are not healthy",

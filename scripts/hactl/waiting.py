@@ -17,11 +17,25 @@ Check = Callable[[], tuple[bool, str]]
 progress_console = Console(stderr=True)
 
 
-class WaitTimeoutError(TimeoutError):
-    def __init__(self, what: str, timeout: float, detail: str) -> None:
-        super().__init__(f"timed out after {timeout:.0f}s waiting for {what}: {detail}")
-        self.what = what
+class WaitFailedError(Exception):
+    """A wait ended without its condition: `detail` says what was still missing."""
+
+    def __init__(self, message: str, detail: str) -> None:
+        super().__init__(message)
         self.detail = detail
+
+
+class WaitTimeoutError(WaitFailedError):
+    def __init__(self, what: str, timeout: float, detail: str) -> None:
+        super().__init__(f"timed out after {timeout:.0f}s waiting for {what}: {detail}", detail)
+        self.what = what
+
+
+class WaitAbortedError(WaitFailedError):
+    """Raised by a check when waiting longer cannot help (e.g. a replica crash-loops)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, detail)
 
 
 @dataclass(frozen=True)
@@ -34,7 +48,7 @@ def wait_for(what: str, check: Check, timeout: float, interval: float = 1.0) -> 
     """Poll `check` until it reports done, or raise WaitTimeoutError after `timeout` seconds.
 
     A check that raises counts as "not yet" (its message becomes the detail), so transient API
-    errors during a restart do not abort a wait.
+    errors during a restart do not abort a wait; only WaitAbortedError ends it early.
     """
     start = time.monotonic()
     deadline = start + timeout
@@ -43,6 +57,8 @@ def wait_for(what: str, check: Check, timeout: float, interval: float = 1.0) -> 
         while True:
             try:
                 done, detail = check()
+            except WaitAbortedError:
+                raise
             except Exception as error:  # a transient failure is one more "not yet"
                 done, detail = False, f"{type(error).__name__}: {error}"
             elapsed = time.monotonic() - start
