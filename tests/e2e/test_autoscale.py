@@ -42,7 +42,9 @@ CPU_RATE, CPU_MS = 10.0, 25
 # A CPU-heavy request on 2 cores shared with other stacks can take longer than the stack's 1.5 s
 # response-header budget for the API (a 504, then the replica is marked down): this stack gives
 # Traefik 5 s, a per-deployment setting (BACKEND_RESPONSE_HEADER_TIMEOUT) for slow endpoints.
-STACK_ENV = {"WEB_REPLICAS": "3", "BACKEND_RESPONSE_HEADER_TIMEOUT": "5s"}
+# One gunicorn worker per replica: a replica that boots takes half the CPU of two, and on a
+# 2-core host shared with other stacks the boot of new replicas is what starves the old ones.
+STACK_ENV = {"WEB_REPLICAS": "3", "BACKEND_RESPONSE_HEADER_TIMEOUT": "5s", "WEB_WORKERS": "1"}
 LIGHT_RATE = 10.0  # GETs kept running while the controller scales back down
 SCALE_UP_TIMEOUT = 180.0
 SCALE_DOWN_TIMEOUT = 240.0
@@ -126,7 +128,8 @@ class Controller:
     """`hactl autoscale` as a subprocess; its JSON lines are read from a file."""
 
     def __init__(self, stack: Stack, workdir: Path) -> None:
-        self.log_path = workdir / "autoscale.jsonl"
+        # Kept after the run (the stacks' work dir is git-ignored), for the timeline.
+        self.log_path = stack.workdir / f"{stack.project}.autoscale.jsonl"
         self.metrics_port = free_port()
         command = [
             HACTL,
