@@ -191,13 +191,19 @@ def replicas_for_total_value(
 
 def align_to_count(reading: MetricReading, count: int) -> MetricReading:
     """A reading as Kubernetes sees it while a scale it ordered is under way: replicas not created
-    yet are pods without metrics (missing), replicas being removed (the last ones) are terminating
-    pods, which the HPA leaves out. `reading.replicas` must be in container-number order."""
+    yet are pods without metrics (missing); replicas being removed are terminating pods, which
+    the HPA leaves out: those `hactl scale` picks, the unready ones first, then the highest
+    numbers. `reading.replicas` must be in container-number order."""
     replicas = reading.replicas
     if reading.error or not replicas or len(replicas) == count:
         return reading
     if len(replicas) > count:
-        return replace(reading, replicas=replicas[:count])
+        extra = len(replicas) - count
+        unready = [i for i, r in enumerate(replicas) if not r.ready][:extra]
+        ready_last = [i for i, r in reversed(list(enumerate(replicas))) if r.ready]
+        leaving = set(unready) | set(ready_last[: extra - len(unready)])
+        kept = tuple(r for i, r in enumerate(replicas) if i not in leaving)
+        return replace(reading, replicas=kept)
     limit = replicas[0].limit
     pending = tuple(
         ReplicaUsage(f"pending-{i}", None, limit, ready=False) for i in range(count - len(replicas))

@@ -323,3 +323,10 @@ def test_replicas_still_being_created_count_as_missing_pods() -> None:
     # Scaling down 6 -> 4: the two being drained (the last ones) are terminating, left out.
     draining = align_to_count(cpu_reading(6, 10)["cpu"], 4)
     assert [r.name for r in draining.replicas] == ["web-1", "web-2", "web-3", "web-4"]
+    # hactl scale removes replicas out of rotation first.
+    mixed = cpu_reading(6, 10)["cpu"]
+    mixed = replace(
+        mixed, replicas=tuple(replace(r, ready=r.name != "web-2") for r in mixed.replicas)
+    )
+    kept = align_to_count(mixed, 4)
+    assert [r.name for r in kept.replicas] == ["web-1", "web-3", "web-4", "web-5"]
