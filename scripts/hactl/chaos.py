@@ -37,6 +37,7 @@ from hactl.chaos_analysis import (
     recovery_after,
     rotation_from_polls,
     serving_gap,
+    state_changes,
 )
 from hactl.chaos_faults import (
     ContainerSnapshot,
@@ -341,6 +342,8 @@ def run_chaos(handle: ChaosStack, options: ChaosOptions) -> dict[str, Any]:
         },
         "rotation": rotation,
         "latency_ms": latency_inside_outside(result.records, window),
+        # Traefik's view of the web servers (container IP -> UP/DOWN) whenever it changed.
+        "traefik_changes": state_changes(poller.polls) if poller else [],
         "write_check": write_check.to_json() if write_check else {"error": write_problem},
         "web_replicas_changed": web_changes,
         "stack_settled": {"ok": settled, "detail": settle_detail},

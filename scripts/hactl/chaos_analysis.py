@@ -92,6 +92,17 @@ def rotation_from_polls(
     return removed, None
 
 
+def state_changes(polls: Sequence[Poll]) -> list[dict[str, Any]]:
+    """Only the polls where Traefik's view changed: ``[{t_s, servers: {ip: state}}]``."""
+    changes: list[dict[str, Any]] = []
+    previous: Mapping[str, str] | None = None
+    for t, states in polls:
+        if states != previous:
+            changes.append({"t_s": round(t, 3), "servers": dict(sorted(states.items()))})
+            previous = states
+    return changes
+
+
 def downtime(records: Sequence[RequestRecord], fault_s: float) -> dict[str, Any]:
     """Failed requests at or after the fault: how many, the first and last (by intended time)."""
     failed = sorted(r.intended_s for r in records if not r.ok and r.intended_s >= fault_s - 0.5)

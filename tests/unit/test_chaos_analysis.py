@@ -16,6 +16,7 @@ from hactl.chaos_analysis import (
     recovery_after,
     rotation_from_polls,
     serving_gap,
+    state_changes,
 )
 from hactl.chaos_faults import ContainerSnapshot, FaultEvidence, Scenario, fault_happened
 from hactl.loadgen import RequestRecord
@@ -203,3 +204,14 @@ def test_recovery_needs_a_clean_tail_with_writes() -> None:
         seq=2, client=0, kind="write", method="POST", path="/m", intended_s=9.5, status=503
     )
     assert recovery_after(ok + outage + tail + [unacked], last_step_s=6.0) is None
+
+
+def test_state_changes_keeps_only_transitions() -> None:
+    polls = [
+        (0.0, {"a": "UP", "b": "UP"}),
+        (0.2, {"a": "UP", "b": "UP"}),
+        (0.4, {"b": "UP"}),
+        (0.6, {"b": "UP"}),
+        (0.8, {"a": "UP", "b": "UP"}),
+    ]
+    assert [c["t_s"] for c in state_changes(polls)] == [0.0, 0.4, 0.8]
