@@ -48,7 +48,7 @@ from hactl.errors import HactlError, InvalidInputError
 from hactl.loadgen import CONVERSATIONS_PATH, LoadConfig, WorkloadMix, run_load
 from hactl.preflight import require_image, require_running
 from hactl.replicas import container_facts, web_containers, whoami_version
-from hactl.stack import Stack, container_number
+from hactl.stack import Stack, container_number, project_containers
 from hactl.validation import validate_replica_count
 
 SCHEMA = 1
@@ -161,19 +161,33 @@ def create_conversations(endpoints: Endpoints, count: int) -> list[str]:
     return ids
 
 
-class _MemoryDuringLoad:
-    """Reads the replicas' memory once, `delay` seconds into a run, in a background thread."""
+class _DuringLoad:
+    """Reads, once and `delay` seconds into a run (in a background thread), the CPU use of
+    Traefik and the replicas (`docker stats`) and, when asked, the replicas' memory."""
 
-    def __init__(self, docker: DockerClient, names: list[str], delay: float) -> None:
+    def __init__(
+        self, docker: DockerClient, names: list[str], traefik: list[str], delay: float, memory: bool
+    ) -> None:
         self.readings: list[ReplicaMemory] = []
-        self._thread = threading.Thread(target=self._run, args=(docker, names, delay), daemon=True)
+        self.cpu_percent: dict[str, float] = {}
+        self._thread = threading.Thread(
+            target=self._run, args=(docker, names, traefik, delay, memory), daemon=True
+        )
 
-    def _run(self, docker: DockerClient, names: list[str], delay: float) -> None:
+    def _run(
+        self, docker: DockerClient, names: list[str], traefik: list[str], delay: float, memory: bool
+    ) -> None:
         time.sleep(delay)
         with contextlib.suppress(Exception):
-            self.readings = sample_memory(docker, names)
+            self.cpu_percent = {
+                s.container_name: float(s.cpu_percentage or 0)
+                for s in docker.stats([*traefik, *names])
+            }
+        if memory:
+            with contextlib.suppress(Exception):
+                self.readings = sample_memory(docker, names)
 
-    def __enter__(self) -> _MemoryDuringLoad:
+    def __enter__(self) -> _DuringLoad:
         self._thread.start()
         return self
 
@@ -195,11 +209,18 @@ def _failures(run: WrkResult) -> str:
     return ", ".join(f"{k}: {v}" for k, v in bad.items())
 
 
+def _cpu(run: WrkResult) -> str:
+    traefik = sum(v for k, v in run.stack_cpu_percent.items() if "traefik" in k)
+    web = sum(v for k, v in run.stack_cpu_percent.items() if "traefik" not in k)
+    return f"traefik {traefik:.0f} % web {web:.0f} %"
+
+
 def _describe(run: WrkResult) -> str:
     return (
         f"{run.target:7} N={run.replicas} {run.kind:9} c={run.connections:<3} "
         f"{run.ok_rps:8.1f} ok req/s  p99 {run.latency_ms['p99']:7.1f} ms  "
         f"wrk CPU {run.generator_cpu_percent:.0f} %"
+        + (f"  stack CPU {_cpu(run)}" if run.stack_cpu_percent else "")
         + (f"  not 2xx: {_failures(run)}" if run.ok != run.requests else "")
     )
 
@@ -221,26 +242,27 @@ def _throughput_at(
     if with_direct:
         targets.insert(0, ("direct", _direct_url(stack, docker, names[0])))
     network = f"{stack.project}_backend"
+    traefik = [c.name for c in project_containers(docker, stack.project, "traefik")]
     top = max(config.connections)
     results = []
     for kind in BenchKind:
         for connections in sorted(config.connections):
             for target, url in targets:
                 spec = WrkSpec(target, url, n, kind, connections, config.duration_s, config.threads)
-                sample = memory_readings is not None and connections == top and target == "traefik"
-                with contextlib.ExitStack() as stack_ctx:
-                    sampler = (
-                        stack_ctx.enter_context(
-                            _MemoryDuringLoad(docker, names, config.duration_s * 0.5)
+                sampler = None
+                with contextlib.ExitStack() as during:
+                    if connections == top:
+                        memory = memory_readings is not None and target == "traefik"
+                        sampler = during.enter_context(
+                            _DuringLoad(docker, names, traefik, config.duration_s * 0.4, memory)
                         )
-                        if sample
-                        else None
-                    )
                     run = run_wrk(docker, image, network, spec, token, run_id, conversations)
-                if sampler is not None and memory_readings is not None:
-                    memory_readings.extend(
-                        {**m.as_dict(), "kind": kind.value} for m in sampler.readings
-                    )
+                if sampler is not None:
+                    run.stack_cpu_percent = sampler.cpu_percent
+                    if memory_readings is not None:
+                        memory_readings.extend(
+                            {**m.as_dict(), "kind": kind.value} for m in sampler.readings
+                        )
                 _say(_describe(run))
                 results.append(run)
     return results
@@ -384,6 +406,16 @@ def run_bench(stack: Stack, config: BenchConfig, out_dir: Path) -> BenchOutcome:
         "wrk_max_cpu_percent": max((r.generator_cpu_percent for r in runs), default=0.0),
         "loadgen_max_cpu_percent": max(v["generator_cpu_percent"] for v in latency.values()),
     }
+    limited = sum(r.statuses.get("429", 0) for r in runs)
+    result["warnings"] = []
+    if limited:
+        result["warnings"].append(
+            f"Traefik's rate limit answered 429 to {limited} requests: those runs measure the "
+            "limit, not the stack; bench a stack started with RATE_LIMIT_AVERAGE=1000000 "
+            "RATE_LIMIT_BURST=1000000"
+        )
+    for warning in result["warnings"]:
+        _say(f"warning: {warning}")
     result["machine"]["load_average_end"] = _load()
     result["seconds"] = round(time.monotonic() - clock, 1)
     result["targets"] = [t.as_dict() for t in evaluate_targets(result)]

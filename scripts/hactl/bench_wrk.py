@@ -172,6 +172,8 @@ class WrkResult:
     generator_cpu_s: float
     generator_cpu_percent: float  # of one core, over the run
     load_average: list[float] = field(default_factory=list)
+    # docker stats during the run (runs at the highest concurrency): Traefik and the replicas
+    stack_cpu_percent: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
