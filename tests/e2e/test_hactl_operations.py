@@ -35,6 +35,7 @@ HACTL = str(Path(sys.executable).parent / "hactl")
 V1 = "compose-ha/web:hx-v1"
 V2 = "compose-ha/web:hx-v2"
 BROKEN = "compose-ha/web:hx-broken"
+CRASHING = "compose-ha/web:hx-crashing"
 VERSIONS = {V1: "1.0.0-hx", V2: "2.0.0-hx"}
 RATE = 20.0
 # Same image, but /readyz is 503 forever: the state dir it reads holds an `unready` flag.
@@ -45,6 +46,12 @@ RUN mkdir -p /opt/broken-state && touch /opt/broken-state/unready \\
     && chown -R 10001:10001 /opt/broken-state
 USER 10001:10001
 ENV APP_STATE_DIR=/opt/broken-state
+"""
+
+# Exits at once: Docker restarts it again and again (restart: unless-stopped).
+CRASHING_DOCKERFILE = f"""
+FROM {V1}
+CMD ["python3", "-c", "import sys; sys.exit(1)"]
 """
 
 
@@ -61,9 +68,10 @@ def test_images(docker_engine: DockerClient, tmp_path_factory: pytest.TempPathFa
         with process_env({"WEB_IMAGE": image, "APP_VERSION": version}):
             builder.compose.build(["web"])
         assert docker_engine.image.exists(image), f"building {image} failed"
-    context = tmp_path_factory.mktemp("broken-image")
-    (context / "Dockerfile").write_text(BROKEN_DOCKERFILE)
-    docker_engine.legacy_build(context, tags=[BROKEN])
+    for tag, dockerfile in ((BROKEN, BROKEN_DOCKERFILE), (CRASHING, CRASHING_DOCKERFILE)):
+        context = tmp_path_factory.mktemp("image")
+        (context / "Dockerfile").write_text(dockerfile)
+        docker_engine.legacy_build(context, tags=[tag])
 
 
 @pytest.fixture(scope="module")
@@ -267,6 +275,28 @@ def test_rollout_to_a_broken_image_rolls_back(stack: Stack, rollout_env: Path) -
     assert {r["version"] for r in replicas} == {VERSIONS[V1]}
     assert all(r["in_rotation"] for r in replicas)
     assert read_env_file(rollout_env).get("WEB_IMAGE") in (None, V1)
+
+
+def test_rollout_gives_up_early_on_a_crash_looping_image(stack: Stack, rollout_env: Path) -> None:
+    before = {r["name"] for r in status(stack, rollout_env)}
+    with BoundedLoad(stack, duration_s=30) as load:
+        started = time.monotonic()
+        result = hactl(stack, rollout_env, "rollout", "--image", CRASHING, "--timeout", "120")
+        seconds = time.monotonic() - started
+        record_timing(
+            "hactl rollout crash-looping image, rolled back",
+            seconds,
+            command=f"hactl rollout --image {CRASHING} --timeout 120",
+            load_rps=RATE,
+        )
+    assert result.returncode != 0
+    message = " ".join(result.stderr.split())
+    assert "rolled back" in message and "crash-loops" in message, message
+    assert "timed out" not in message  # it gave up early instead of waiting out --timeout
+    load.assert_no_failures()
+    replicas = status(stack, rollout_env)
+    assert {r["name"] for r in replicas} == before
+    assert {r["version"] for r in replicas} == {VERSIONS[V1]}
 
 
 def test_rollout_v1_to_v2_loses_nothing(stack: Stack, rollout_env: Path) -> None:
