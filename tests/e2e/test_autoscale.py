@@ -42,9 +42,7 @@ CPU_RATE, CPU_MS = 10.0, 25
 # A CPU-heavy request on 2 cores shared with other stacks can take longer than the stack's 1.5 s
 # response-header budget for the API (a 504, then the replica is marked down): this stack gives
 # Traefik 5 s, a per-deployment setting (BACKEND_RESPONSE_HEADER_TIMEOUT) for slow endpoints.
-# One gunicorn worker per replica: a replica that boots takes half the CPU of two, and on a
-# 2-core host shared with other stacks the boot of new replicas is what starves the old ones.
-STACK_ENV = {"WEB_REPLICAS": "3", "BACKEND_RESPONSE_HEADER_TIMEOUT": "5s", "WEB_WORKERS": "1"}
+STACK_ENV = {"WEB_REPLICAS": "3", "BACKEND_RESPONSE_HEADER_TIMEOUT": "5s"}
 LIGHT_RATE = 10.0  # GETs kept running while the controller scales back down
 SCALE_UP_TIMEOUT = 180.0
 SCALE_DOWN_TIMEOUT = 240.0
@@ -246,7 +244,9 @@ def test_cpu_load_scales_up_then_back_down_with_zero_failed_requests(
             time.sleep(10)  # the load goes on a little on the new replicas
         load_stop = time.time()
         assert cpu.outcomes, "the CPU stream sent nothing"
-        assert cpu.failures() == [], f"failed during the scale-up: {cpu.failures()}"
+        assert cpu.failures() == [], (
+            f"failed during the scale-up: {cpu.failures()}; decisions: {controller.log_path}"
+        )
         assert "hactl_autoscaler_desired_replicas" in metrics
         assert "hactl_autoscaler_last_scale_timestamp_seconds" in metrics
 
@@ -267,7 +267,9 @@ def test_cpu_load_scales_up_then_back_down_with_zero_failed_requests(
             stack.wait_in_rotation(3, timeout=30)
             time.sleep(3)
         assert light.outcomes, "the light stream sent nothing"
-        assert light.failures() == [], f"failed during the scale-down: {light.failures()}"
+        assert light.failures() == [], (
+            f"failed during the scale-down: {light.failures()}; decisions: {controller.log_path}"
+        )
     finally:
         exit_code = controller.stop()
     events = controller.events()
