@@ -15,7 +15,6 @@ from tests.support.stack import (
     BASE_FILE,
     IMAGES_ENV,
     Stack,
-    cleanup_test_projects,
     ensure_secrets,
     ha_files,
 )
@@ -31,12 +30,6 @@ def docker_engine() -> DockerClient:
     assert docker.image.exists(WEB_IMAGE), f"{WEB_IMAGE} is missing: run `make build`"
     ensure_secrets()
     return docker
-
-
-@pytest.fixture(scope="session", autouse=False)
-def clean_engine(docker_engine: DockerClient) -> None:
-    """Leftovers of an interrupted run would hold ports and confuse counts."""
-    cleanup_test_projects()
 
 
 def _started(stack: Stack, replicas: int | None) -> Iterator[Stack]:
