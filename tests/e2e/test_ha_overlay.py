@@ -212,7 +212,7 @@ def test_killed_replica_loses_no_request(ha: Stack) -> None:
 
 def test_crashed_replica_loses_no_request_and_comes_back_by_itself(ha: Stack) -> None:
     victim = ha.containers("web")[2]
-    url, restarts = server_url(ha, victim), victim.state.restart_count or 0
+    url, restarts = server_url(ha, victim), victim.restart_count or 0
     with BackgroundLoad(ha, rate=100, duration_s=15) as load:
         load.wait_until(5)
         # A real crash: the main process killed from the host (docker kill would count as a
@@ -222,7 +222,7 @@ def test_crashed_replica_loses_no_request_and_comes_back_by_itself(ha: Stack) ->
     result = load.result()
     assert result.summary().failed == 0, failures(result)
     wait_for(
-        lambda: victim.reload() or (victim.state.restart_count or 0) > restarts,
+        lambda: victim.reload() or (victim.restart_count or 0) > restarts,
         30,
         "the restart policy to restart the crashed replica",
     )

@@ -38,6 +38,7 @@ def test_every_image_in_env_file_exists(docker_engine: DockerClient) -> None:
         "PROMETHEUS_IMAGE",
         "ALERTMANAGER_IMAGE",
         "NODE_EXPORTER_IMAGE",
+        "SOCKET_PROXY_IMAGE",
     }
     assert expected <= IMAGES.keys()
     for var in expected:
