@@ -12,6 +12,7 @@ from hactl import output
 from hactl.autoscale import run as run_autoscale
 from hactl.autoscale_policy import DEFAULT_POLICY_FILE, load_policy
 from hactl.bench_cli import bench as bench_command
+from hactl.chaos_cli import chaos as chaos_command
 from hactl.endpoints import stack_endpoints
 from hactl.errors import HactlError
 from hactl.preflight import require_engine
@@ -290,3 +291,4 @@ def autoscale(
 
 
 app.command("bench")(bench_command)
+app.command("chaos")(chaos_command)
