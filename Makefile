@@ -88,7 +88,7 @@ bench: venv ## benchmarks on the running HA stack, results in results/bench/
 lint: venv ## ruff and hadolint
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
-	@$(VENV)/bin/hadolint backend/Dockerfile compose/airgap/*/Dockerfile
+	@$(VENV)/bin/hadolint backend/Dockerfile compose/*/Dockerfile compose/airgap/*/Dockerfile
 
 test-unit: venv ## fast tests, no Docker
 	@$(PYTEST) tests/unit $(PYTEST_ARGS)
