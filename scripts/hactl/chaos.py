@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 from python_on_whales import Container, DockerClient
 from rich.table import Table
 
@@ -51,7 +52,13 @@ from hactl.chaos_faults import (
 from hactl.loadgen import LoadConfig, LoadGenerator, LoadResult, WorkloadMix, write_records
 from hactl.report import RESULTS_DIR, render_timeline, report_paths, write_json_report
 from hactl.stack import Stack, project_containers
-from hactl.traefik_api import TraefikApi, TraefikApiError
+from hactl.traefik_api import (
+    WEB_SERVICE_NAME,
+    TraefikApi,
+    find_service,
+    parse_server_states,
+    states_by_ip,
+)
 from hactl.write_check import WriteCheck, check_write_set, fetch_stored_writes
 
 FAILED_EXAMPLES_KEPT = 50
@@ -152,13 +159,23 @@ class TraefikPoller:
         return False
 
     def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                states = self._api.server_states()
-                self.polls.append((self._clock.elapsed(), {k: v.value for k, v in states.items()}))
-            except TraefikApiError:
-                self.errors += 1
-            self._stop.wait(self._interval)
+        # One keep-alive client for the whole run: TraefikApi's one-shot requests build a new
+        # client (and TLS context) per call, which at 5 polls/s takes the GIL from the load.
+        api = self._api
+        auth = (api.username, api.password) if api.password else None
+        url = api.base_url.rstrip("/") + "/api/http/services"
+        with httpx.Client(auth=auth, timeout=api.timeout) as client:
+            while not self._stop.is_set():
+                try:
+                    response = client.get(url, params={"per_page": 1000})
+                    response.raise_for_status()
+                    service = find_service(response.json(), WEB_SERVICE_NAME)
+                    states = states_by_ip(parse_server_states(service))
+                    sample = {ip: state.value for ip, state in states.items()}
+                    self.polls.append((self._clock.elapsed(), sample))
+                except (httpx.HTTPError, ValueError):
+                    self.errors += 1
+                self._stop.wait(self._interval)
 
 
 def _wait_settled(docker: DockerClient, project: str, timeout_s: float) -> tuple[bool, str]:

@@ -135,7 +135,7 @@ def fault_happened(scenario: Scenario, evidence: FaultEvidence) -> tuple[bool, s
     return restarted and after.running, detail
 
 
-def _wait_until(predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.1) -> bool:
+def _wait_until(predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.25) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
