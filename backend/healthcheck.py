@@ -1,4 +1,4 @@
-"""Docker HEALTHCHECK probe: exit 0 when GET /readyz answers 200, else 1.
+"""Docker HEALTHCHECK probe: exit 0 when GET /readyz/routing answers 200, else 1.
 
 Runs every second in every replica, so it is kept cheap: stdlib `socket` only, meant for
 `python3 -I -S` (no site import), about a third of the CPU of a urllib one-liner.
@@ -14,7 +14,7 @@ def main() -> int:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1.0) as conn:
             conn.settimeout(1.0)
-            conn.sendall(b"GET /readyz HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            conn.sendall(b"GET /readyz/routing HTTP/1.0\r\nHost: localhost\r\n\r\n")
             status_line = conn.recv(32)
     except OSError:
         return 1

@@ -87,6 +87,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.refresh_gauges = refresh_gauges
     app.state.started_at = datetime.now(UTC).isoformat()
     app.state.expected_schema_version = expected_version(settings.migrations_dir)
+    # Set by the first successful /readyz: /readyz/routing then no longer needs the database.
+    app.state.schema_verified = False
 
     errors.install(app)
     for module in (health, info, chat, work):

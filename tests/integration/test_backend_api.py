@@ -423,6 +423,9 @@ def test_control_switches_flip_readiness_but_keep_serving(
         r = anon.get("/readyz")
         assert r.status_code == 503
         assert r.json() == {"status": "unready", "reason": reason}
+        # Operator switches and drains take the replica out of the load balancer too.
+        routing = anon.get("/readyz/routing")
+        assert (routing.status_code, routing.json()["reason"]) == (503, reason)
         assert anon.get("/healthz").status_code == 200
         assert api.post("/api/v1/conversations").status_code == 201
         flag = "app_forced_unready" if command == "unready" else "app_draining"
@@ -518,6 +521,9 @@ def test_database_outage_is_a_quick_503_then_recovers(
         assert r.status_code == 503
         assert r.json()["reason"] == "database_unavailable"
         assert anon.get("/healthz").status_code == 200
+        # The shared database is down for every replica alike: they stay routable.
+        assert anon.get("/readyz/routing").json() == {"status": "ready", "scope": "routing"}
+        assert anon.get("/api/v1/whoami").status_code == 200
         for call in (
             lambda: api.post("/api/v1/conversations"),
             lambda: api.get(f"/api/v1/conversations/{cid}/messages"),

@@ -25,15 +25,37 @@ def _unready(reason: str, **extra: object) -> JSONResponse:
     return JSONResponse({"status": "unready", "reason": reason, **extra}, status_code=503)
 
 
-@router.get("/readyz")
-async def readyz(request: Request) -> JSONResponse:
-    settings = request.app.state.settings
-    base = settings.app_state_dir
-    # Files first: they cost nothing and must win even when the database is fine.
+def _local_unready(request: Request) -> JSONResponse | None:
+    """Files first: they cost nothing and must win even when the database is fine."""
+    base = request.app.state.settings.app_state_dir
     if state.is_set(state.DRAINING, base):
         return _unready("draining")
     if state.is_set(state.UNREADY, base):
         return _unready("forced_unready")
+    return None
+
+
+@router.get("/readyz/routing")
+async def readyz_routing(request: Request) -> JSONResponse:
+    """Readiness as the load balancer and Docker's HEALTHCHECK see it.
+
+    Like /readyz, but the database only has to have answered, at the expected schema, once in
+    this process's life. The database is shared: were an outage to fail this check, every
+    replica would leave the rotation at once and clients would get Traefik's bare 404/503;
+    instead they keep reaching replicas that answer 503 + Retry-After and recover by themselves.
+    """
+    if (local := _local_unready(request)) is not None:
+        return local
+    if request.app.state.schema_verified:
+        return JSONResponse({"status": "ready", "scope": "routing"})
+    return await readyz(request)
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> JSONResponse:
+    settings = request.app.state.settings
+    if (local := _local_unready(request)) is not None:
+        return local
     expected = request.app.state.expected_schema_version
     try:
         async with asyncio.timeout(settings.ready_db_timeout):
@@ -52,4 +74,5 @@ async def readyz(request: Request) -> JSONResponse:
         return _unready(
             "migrations_pending", schema_version=version, expected_schema_version=expected
         )
+    request.app.state.schema_verified = True
     return JSONResponse({"status": "ready", "schema_version": version})
