@@ -29,6 +29,32 @@ class DatabaseUnavailable(Exception):
     """Raised when the pool cannot hand out a working connection in time."""
 
 
+# A lost database connection, wherever it surfaces, is an outage (503), never a bug (500).
+_OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
+    DatabaseUnavailable,
+    ConnectionError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+)
+
+
+def caused_by_database_outage(exc: BaseException | None) -> bool:
+    """True when `exc`, its causes/contexts or the members of an exception group say the
+    database went away. Seen live: a query cut by PostgreSQL's restart occasionally reached
+    the catch-all handler instead of the DatabaseUnavailable one."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, _OUTAGE_ERRORS):
+            return True
+        if isinstance(exc, BaseExceptionGroup):
+            return any(caused_by_database_outage(e) for e in exc.exceptions)
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 class Database:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.db import DatabaseUnavailable
+from app.db import DatabaseUnavailable, caused_by_database_outage
 from app.idempotency import IdempotencyConflict
 
 log = logging.getLogger("app.errors")
@@ -65,6 +65,9 @@ async def _idempotency_conflict(request: Request, exc: IdempotencyConflict) -> J
 
 
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+    if caused_by_database_outage(exc):
+        log.warning("database outage reached the catch-all handler", exc_info=exc)
+        return await _db_unavailable(request, DatabaseUnavailable(str(exc)))
     log.exception("unhandled error")
     return error_response(500, "internal_error", "internal server error")
 
