@@ -22,6 +22,9 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.TooManyConnectionsError,
     asyncpg.AdminShutdownError,
     asyncpg.QueryCanceledError,
+    # A pooled connection left mid-operation by a lost server ("another operation is in
+    # progress"): unusable, so dropped and answered like an outage.
+    asyncpg.InternalClientError,
 )
 
 
@@ -93,7 +96,9 @@ class Database:
         except (asyncio.CancelledError, *UNAVAILABLE_ERRORS) as exc:
             # Timed out or cancelled mid-query: the connection's state is unknown and resetting
             # it could wait on a dead server. Drop it at once; the pool opens a new one later.
-            conn.terminate()
+            # asyncpg may already have detached a connection whose server went away.
+            with contextlib.suppress(asyncpg.InterfaceError):
+                conn.terminate()
             await self._release(conn)
             if isinstance(exc, asyncio.CancelledError):
                 raise
