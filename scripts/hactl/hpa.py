@@ -309,6 +309,15 @@ def _changes_within(events: Sequence[Timed], period: int, now: float) -> int:
     return sum(e.value for e in events if e.at > cutoff)
 
 
+def _replicas_at_period_start(current: int, state: HpaState, period: int, now: float) -> int:
+    """Replicas when the policy's period began: rate limits count from there, as in Kubernetes."""
+    return (
+        current
+        - _changes_within(state.scale_up_events, period, now)
+        + _changes_within(state.scale_down_events, period, now)
+    )
+
+
 def scale_up_limit(current: int, state: HpaState, rules: ScalingRules, now: float) -> int:
     """calculateScaleUpLimitWithScalingRules."""
     if rules.select_policy is SelectPolicy.DISABLED:
@@ -316,11 +325,7 @@ def scale_up_limit(current: int, state: HpaState, rules: ScalingRules, now: floa
     pick = min if rules.select_policy is SelectPolicy.MIN else max
     result: int | None = None
     for policy in rules.policies:
-        start = (
-            current
-            - _changes_within(state.scale_up_events, policy.period_seconds, now)
-            + _changes_within(state.scale_down_events, policy.period_seconds, now)
-        )
+        start = _replicas_at_period_start(current, state, policy.period_seconds, now)
         if policy.type is PolicyType.PODS:
             proposed = start + policy.value
         else:
@@ -336,11 +341,7 @@ def scale_down_limit(current: int, state: HpaState, rules: ScalingRules, now: fl
     pick = max if rules.select_policy is SelectPolicy.MIN else min
     result: int | None = None
     for policy in rules.policies:
-        start = (
-            current
-            - _changes_within(state.scale_up_events, policy.period_seconds, now)
-            + _changes_within(state.scale_down_events, policy.period_seconds, now)
-        )
+        start = _replicas_at_period_start(current, state, policy.period_seconds, now)
         if policy.type is PolicyType.PODS:
             proposed = start - policy.value
         else:
