@@ -8,11 +8,9 @@ write must be stored exactly once.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -23,9 +21,8 @@ import pytest
 from python_on_whales import DockerClient
 
 from hactl.envfile import read_env_file
-from hactl.loadgen import LoadConfig, LoadGenerator, LoadResult, WorkloadMix
 from hactl.stack import process_env
-from hactl.write_check import check_write_set, fetch_stored_writes
+from tests.support.load import BackgroundLoad
 from tests.support.stack import BASE_FILE, IMAGES_ENV, REPO, Stack, ha_files
 from tests.support.timings import record_timing
 
@@ -103,66 +100,33 @@ def status(stack: Stack, rollout_env: Path) -> list[dict[str, object]]:
 
 
 # --- load ------------------------------------------------------------------------------------
-class BoundedLoad:
-    """The open-loop load generator in a thread: fixed rate, fixed duration, then stops."""
+class BoundedLoad(BackgroundLoad):
+    """The shared background load at this module's rate, with marks for failure messages."""
 
     def __init__(self, stack: Stack, duration_s: float) -> None:
-        self.stack = stack
-        self.generator = LoadGenerator(
-            LoadConfig(
-                base_url=stack.base_url,
-                token=stack.api_token,
-                rate=RATE,
-                duration_s=duration_s,
-                mix=WorkloadMix(whoami=0.6, write=0.3, read=0.1),
-                clients=8,
-                timeout_s=5.0,
-            )
-        )
-        self.outcome: LoadResult | BaseException | None = None
+        super().__init__(stack, rate=RATE, duration_s=duration_s, clients=8)
         self.marks: dict[str, float] = {}
-        self.thread = threading.Thread(target=self._run, daemon=True)
 
     def mark(self, what: str) -> None:
         """Note when something happened, in seconds of the run, for failure messages."""
-        self.marks[what] = round(self.generator.elapsed(), 1)
-
-    def _run(self) -> None:
-        try:
-            self.outcome = asyncio.run(self.generator.run())
-        except BaseException as error:
-            self.outcome = error
-
-    def __enter__(self) -> BoundedLoad:
-        self.thread.start()
-        deadline = time.monotonic() + 90
-        while not self.generator.started.is_set() and self.outcome is None:
-            assert time.monotonic() < deadline, "the load generator did not start"
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.thread.join(timeout=self.generator.config.hard_deadline_s() + 60)
+        self.marks[what] = round(self.elapsed(), 1)
 
     def assert_no_failures(self) -> None:
-        self.thread.join(timeout=self.generator.config.hard_deadline_s() + 60)
-        assert isinstance(self.outcome, LoadResult), f"load generator failed: {self.outcome!r}"
-        summary = self.outcome.summary()
+        result = self.result()
+        summary = result.summary()
         failed = [
             f"#{r.seq} {r.method} {r.path} at {r.intended_s:.1f}s: {r.failure_kind} {r.error or ''}"
-            for r in self.outcome.records
+            for r in result.records
             if not r.ok
         ][:20]
         assert summary.total > 0
-        per_second = Counter(int(r.intended_s) for r in self.outcome.records if not r.ok)
+        per_second = Counter(int(r.intended_s) for r in result.records if not r.ok)
         assert summary.failed == 0, (
             f"{summary.failed} of {summary.total} failed; failures per second of the run: "
             f"{dict(sorted(per_second.items()))}; marks: {self.marks}; first ones: {failed}; "
             f"Traefik errors: {traefik_errors(self.stack)}"
         )
-        postgres = self.stack.containers("postgres")[0]
-        stored = fetch_stored_writes(self.stack.docker, postgres, self.generator.config.run_id)
-        check = check_write_set(self.outcome.records, stored)
+        check = self.write_check()
         assert not check.lost, f"acknowledged writes lost: {check.lost[:10]}"
         assert not check.duplicated, f"writes stored twice: {check.duplicated}"
 

@@ -24,6 +24,7 @@ class BackgroundLoad:
         duration_s: float,
         mix: WorkloadMix = GETS_AND_WRITES,
         sticky: bool = False,
+        clients: int = 20,
     ) -> None:
         self.stack = stack
         self.generator = LoadGenerator(
@@ -34,6 +35,7 @@ class BackgroundLoad:
                 duration_s=duration_s,
                 mix=mix,
                 sticky=sticky,
+                clients=clients,
                 timeout_s=5.0,
             )
         )
