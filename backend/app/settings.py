@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     db_connect_timeout: float = 2.0
     db_command_timeout: float = 5.0
     db_acquire_timeout: float = 2.0
+    # One deadline for all of a request's database work (acquire, connect, every query): a
+    # missing database is a 503 well before Traefik's response-header timeout, never a hang.
+    db_request_deadline: float = 1.0
+    # Simulated model latency of POST /api/v1/chat (a real chat backend waits on a model).
+    assistant_latency_ms: int = Field(0, ge=0, le=60000)
     ready_db_timeout: float = 1.0
     migrations_dir: Path = DEFAULT_MIGRATIONS_DIR
 

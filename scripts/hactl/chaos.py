@@ -29,12 +29,15 @@ from rich.table import Table
 from hactl.chaos_analysis import (
     FaultStep,
     Poll,
+    browser_repin,
+    by_client_kind,
     changed_containers,
     downtime,
     failures_without_retry_after,
     fault_window,
     judge,
     latency_inside_outside,
+    over_bound,
     recovery_after,
     rotation_from_polls,
     serving_gap,
@@ -62,6 +65,8 @@ from hactl.traefik_api import (
 from hactl.write_check import WriteCheck, check_write_set, fetch_stored_writes
 
 FAILED_EXAMPLES_KEPT = 50
+# After the last fault step, this long for Traefik's re-pin to reach every browser connection.
+REPIN_SETTLE_S = 2.0
 
 
 @dataclass
@@ -103,6 +108,10 @@ class ChaosOptions:
     mix: WorkloadMix = field(default_factory=WorkloadMix)
     clients: int = 20
     sticky: bool = False
+    # A browser among the clients: this many of them share one sticky cookie (the rest send
+    # none), and the fault is aimed at the replica that cookie pins (a fault on a random replica
+    # misses what a pinned user sees).
+    browser_clients: int = 0
     seed: int | None = None
     target: str | None = None  # container name; default: a random running replica
     settle_s: float = 3.0
@@ -116,6 +125,32 @@ class ChaosOptions:
 def service_containers(docker: DockerClient, project: str, service: str) -> list[Container]:
     """Running containers of one compose service, by container number."""
     return sorted(project_containers(docker, project, service), key=lambda c: c.name)
+
+
+STICKY_COOKIE = "ha_sticky"
+
+
+def pin_browser(handle: ChaosStack, attempts: int = 20) -> tuple[dict[str, str], str]:
+    """Ask once without a cookie, as a new browser does: the sticky cookie Traefik sets and
+    the replica (hostname) it pins."""
+    headers = {"Authorization": f"Bearer {handle.token}"}
+    problem = ""
+    with httpx.Client(base_url=handle.base_url, headers=headers, timeout=5.0) as client:
+        for _ in range(attempts):
+            response = client.get("/api/v1/whoami")
+            cookie = response.cookies.get(STICKY_COOKIE)
+            if response.status_code == 200 and cookie:
+                return {STICKY_COOKIE: cookie}, str(response.json()["replica"])
+            problem = f"HTTP {response.status_code}, cookie {cookie!r}"
+            time.sleep(0.25)
+    raise RuntimeError(f"no sticky cookie from {handle.base_url}: {problem}")
+
+
+def container_by_hostname(containers: Sequence[Container], hostname: str) -> Container:
+    for container in containers:
+        if container.config.hostname == hostname:
+            return container
+    raise RuntimeError(f"no running replica has hostname {hostname!r}")
 
 
 def pick_target(
@@ -220,7 +255,11 @@ def _check_writes(
 
 
 async def _run_load_with_fault(
-    handle: ChaosStack, options: ChaosOptions, target: Container, run_id: str
+    handle: ChaosStack,
+    options: ChaosOptions,
+    target: Container,
+    run_id: str,
+    browser_cookie: dict[str, str] | None,
 ) -> tuple[LoadResult, FaultEvidence | None, list[FaultStep], TraefikPoller | None, str]:
     config = LoadConfig(
         base_url=handle.base_url,
@@ -231,6 +270,8 @@ async def _run_load_with_fault(
         mix=options.mix,
         clients=options.clients,
         sticky=options.sticky,
+        browser_cookie=browser_cookie,
+        browser_clients=options.browser_clients,
         seed=options.seed,
         run_id=run_id,
     )
@@ -272,11 +313,15 @@ def run_chaos(handle: ChaosStack, options: ChaosOptions) -> dict[str, Any]:
     run_id = f"{scenario.value.replace('-', '')}{random.Random().getrandbits(40):010x}"
     started_at = datetime.now(UTC)
     candidates = service_containers(handle.docker, handle.project, scenario.target_service)
-    target = pick_target(candidates, options.target if scenario.hits_a_replica else None, rng)
+    browser_cookie, pinned = pin_browser(handle) if options.browser_clients else (None, None)
+    if pinned and scenario.hits_a_replica:
+        target = container_by_hostname(candidates, pinned)
+    else:
+        target = pick_target(candidates, options.target if scenario.hits_a_replica else None, rng)
     webs_before = _all_snapshots(handle.docker, handle.project)
 
     result, evidence, steps, poller, fault_error = asyncio.run(
-        _run_load_with_fault(handle, options, target, run_id)
+        _run_load_with_fault(handle, options, target, run_id, browser_cookie)
     )
 
     # The poller keeps running until the stack settled and Traefik lists the target UP again,
@@ -304,6 +349,12 @@ def run_chaos(handle: ChaosStack, options: ChaosOptions) -> dict[str, Any]:
     web_changes = changed_containers(webs_before, webs_after)
     recovered_within = recovery_after(result.records, last_step_s)
     during = [r for r in result.records if window and window.contains(r.intended_s)]
+    clients = by_client_kind(result.records, options.browser_clients, window)
+    repin = (
+        browser_repin(result.records, options.browser_clients, pinned, last_step_s + REPIN_SETTLE_S)
+        if pinned and scenario.hits_a_replica
+        else None
+    )
     verdict = judge(
         scenario,
         failed_requests=summary.failed,
@@ -315,7 +366,11 @@ def run_chaos(handle: ChaosStack, options: ChaosOptions) -> dict[str, Any]:
         unclean_failures=failures_without_retry_after(during),
         recovered_within_s=recovered_within,
         recovery_bound_s=options.recovery_bound_s,
+        over_latency_bound=over_bound(result.records),
     )
+    if repin is not None and not repin["stayed_on_one_replica"]:
+        verdict.passed = False
+        verdict.reasons.append(f"browser not re-pinned to one replica: {repin}")
     if write_check is None:
         verdict.passed = False
         verdict.reasons.append(f"write set could not be read: {write_problem}")
@@ -339,6 +394,8 @@ def run_chaos(handle: ChaosStack, options: ChaosOptions) -> dict[str, Any]:
             "mix": vars(options.mix),
             "clients": options.clients,
             "sticky": options.sticky,
+            "browser_clients": options.browser_clients,
+            "browser_pinned_to": pinned,
             "pause_s": options.faults.pause_s,
             "restart_stopped_after_s": options.faults.restart_stopped_after_s,
         },
@@ -351,6 +408,8 @@ def run_chaos(handle: ChaosStack, options: ChaosOptions) -> dict[str, Any]:
             "error": fault_error or None,
         },
         "requests": summary.to_json(),
+        "clients": clients,
+        "browser_repin": repin,
         "failed_requests": [r.to_json() for r in result.records if not r.ok][:FAILED_EXAMPLES_KEPT],
         "outage": {
             **outage,

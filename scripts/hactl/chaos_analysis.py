@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from hactl.chaos_faults import ContainerSnapshot, Scenario
-from hactl.loadgen import RequestRecord, latency_stats_ms
+from hactl.loadgen import RequestRecord, latency_stats_ms, summarize
 
 # A replica serving about rate x whoami-share / replicas requests a second answers every
 # ~60 ms at 100 req/s; a silence longer than this means it was out of rotation.
@@ -163,6 +163,69 @@ def failures_without_retry_after(records: Sequence[RequestRecord]) -> dict[str, 
     return counts
 
 
+# No request may take longer than this end to end because of a replica fault (issue 13).
+LATENCY_BOUND_S = 3.0
+BROWSER = "browser"
+COOKIELESS = "cookieless"
+
+
+def client_kind(record: RequestRecord, browser_clients: int) -> str:
+    """The load generator gives the first ``browser_clients`` clients the browser's cookie."""
+    return BROWSER if record.client < browser_clients else COOKIELESS
+
+
+def over_bound(records: Sequence[RequestRecord], bound_s: float = LATENCY_BOUND_S) -> int:
+    """Requests that took longer than ``bound_s`` from their intended send time, or never
+    finished (a timeout or a cancelled request counts: it took at least that long)."""
+    return sum(
+        1 for r in records if r.latency_s is None or r.latency_s > bound_s or r.error is not None
+    )
+
+
+def by_client_kind(
+    records: Sequence[RequestRecord], browser_clients: int, window: Window | None
+) -> dict[str, dict[str, Any]]:
+    """Failed, over-bound and latency per client kind, so a pinned browser's experience is
+    never averaged away by the cookie-less majority."""
+    kinds: dict[str, list[RequestRecord]] = {}
+    for record in records:
+        kinds.setdefault(client_kind(record, browser_clients), []).append(record)
+    report = {}
+    for kind, recs in sorted(kinds.items()):
+        summary = summarize(recs)
+        inside = [r for r in recs if window and window.contains(r.intended_s)]
+        report[kind] = {
+            "total": summary.total,
+            "failed": summary.failed,
+            "failures_by_kind": summary.failures_by_kind,
+            "over_3s": over_bound(recs),
+            "latency_ms": summary.latency_ms,
+            "latency_ms_in_fault_window": latency_stats_ms(
+                r.latency_s for r in inside if r.latency_s is not None
+            ),
+        }
+    return report
+
+
+def browser_repin(
+    records: Sequence[RequestRecord], browser_clients: int, pinned: str, settled_after_s: float
+) -> dict[str, Any]:
+    """Which replicas answered the browser after the fault had settled: re-pinned means one
+    replica (a new cookie), and it stays there."""
+    after = [
+        r
+        for r in records
+        if r.client < browser_clients and r.ok and r.replica and r.intended_s >= settled_after_s
+    ]
+    replicas = sorted({r.replica for r in after if r.replica})
+    return {
+        "pinned_before": pinned,
+        "answered_after_settle": replicas,
+        "requests_after_settle": len(after),
+        "stayed_on_one_replica": len(replicas) == 1,
+    }
+
+
 @dataclass
 class Verdict:
     passed: bool
@@ -184,6 +247,7 @@ def judge(
     unclean_failures: Mapping[str, int] | None = None,
     recovered_within_s: float | None = None,
     recovery_bound_s: float = 30.0,
+    over_latency_bound: int = 0,
 ) -> Verdict:
     """What each scenario promises (see issue 6), checked against the measurements."""
     reasons = []
@@ -195,6 +259,8 @@ def judge(
         reasons.append("write set check failed (unexpected rows or id mismatch)")
     if scenario.hits_a_replica and failed_requests:
         reasons.append(f"{failed_requests} failed requests")
+    if scenario.hits_a_replica and over_latency_bound:
+        reasons.append(f"{over_latency_bound} requests over {LATENCY_BOUND_S:g} s")
     if scenario is Scenario.DB_RESTART:
         if web_changes:
             reasons.append("web replicas restarted: " + "; ".join(web_changes))

@@ -30,6 +30,8 @@ class Scenario(StrEnum):
     STOP = "stop"
     PAUSE = "pause"
     RESTART = "restart"
+    # Cut off every network (no RST, no die event: packets vanish), reconnected afterwards.
+    DISCONNECT = "disconnect"
     DB_RESTART = "db-restart"
     TRAEFIK_RESTART = "traefik-restart"
 
@@ -49,6 +51,7 @@ class Scenario(StrEnum):
 @dataclass(frozen=True)
 class FaultOptions:
     pause_s: float = 8.0
+    disconnect_s: float = 10.0
     # `docker kill` and `docker stop` leave the replica stopped (a stop by hand is never
     # restarted by the engine); hactl starts it again after this long to measure the rejoin.
     restart_stopped_after_s: float = 5.0
@@ -129,6 +132,10 @@ def fault_happened(scenario: Scenario, evidence: FaultEvidence) -> tuple[bool, s
     if scenario is Scenario.PAUSE:
         detail = f"during: paused={during.paused}; after: paused={after.paused}"
         return during.paused and not after.paused and after.running, detail
+    if scenario is Scenario.DISCONNECT:
+        detail = f"networks before {before.ips}, during {during.ips}, after {after.ips}"
+        cut = bool(before.ips) and not during.ips and during.running
+        return cut and bool(after.ips) and not restarted, detail
     detail = (
         f"started_at {before.started_at} -> {after.started_at}, pid {before.pid} -> {after.pid}"
     )
@@ -191,12 +198,31 @@ def inject(
         finally:  # never leave a replica frozen
             docker.container.unpause(cid)
             mark("docker unpause")
+    elif scenario is Scenario.DISCONNECT:
+        attached = docker.container.inspect(cid).network_settings.networks or {}
+        # The compose service alias ("web") is what Prometheus' DNS discovery resolves.
+        aliases = {name: _service_alias(ep.aliases, cid) for name, ep in attached.items()}
+        for network in aliases:
+            docker.network.disconnect(network, cid, force=True)
+        mark(f"docker network disconnect {' '.join(aliases)}")
+        try:
+            evidence.during = snapshot(docker, cid)
+            time.sleep(options.disconnect_s)
+        finally:  # never leave a replica cut off
+            for network, alias in aliases.items():
+                docker.network.connect(network, cid, alias=alias)
+            mark("docker network connect")
     else:  # restart, db-restart, traefik-restart
         mark("docker restart")
         docker.container.restart(cid)
         evidence.during = snapshot(docker, cid)
         mark("restarted")
     return evidence
+
+
+def _service_alias(aliases: list[str] | None, cid: str) -> str | None:
+    """The network alias that is not the container's own id (compose adds the service name)."""
+    return next((a for a in aliases or [] if not cid.startswith(a)), None)
 
 
 def _pause(docker: DockerClient, cid: str, attempts: int = 5) -> int:

@@ -34,6 +34,7 @@ import httpx
 API_PREFIX = "/api/v1"
 WHOAMI_PATH = f"{API_PREFIX}/whoami"
 CONVERSATIONS_PATH = f"{API_PREFIX}/conversations"
+CHAT_PATH = f"{API_PREFIX}/chat"
 REPLICA_HEADERS = ("x-replica", "x-served-by")
 CONTENT_TOKEN_PREFIX = "lg"
 
@@ -84,6 +85,12 @@ class LoadConfig:
     mix: WorkloadMix = field(default_factory=WorkloadMix)
     clients: int = 20
     sticky: bool = False
+    # One browser: the first ``browser_clients`` virtual clients share one cookie jar seeded
+    # with ``browser_cookie`` ({name: value}), as one browser's many connections do, so a re-pin
+    # by Traefik's Set-Cookie is seen by all of them at once; the other clients send no cookie.
+    # A fault aimed at the replica this cookie names is what a real user pinned there sees.
+    browser_cookie: dict[str, str] | None = None
+    browser_clients: int = 0
     concurrency: int = 1000
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     seed: int | None = None
@@ -118,6 +125,7 @@ class RequestRecord:
     replica: str | None = None
     idempotency_key: str | None = None
     content_token: str | None = None
+    conversation: str | None = None
     response_id: str | None = None
     retry_after: str | None = None
     acknowledged: bool = False
@@ -251,6 +259,15 @@ def _no_cookies_jar() -> CookieJar:
     return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
 
 
+def _browser_jar(base_url: str, cookie: dict[str, str]) -> CookieJar:
+    """One jar for every connection (httpx keeps the jar object, it does not copy it)."""
+    cookies = httpx.Cookies()
+    host = httpx.URL(base_url).host
+    for name, value in cookie.items():
+        cookies.set(name, value, domain=host)
+    return cookies.jar
+
+
 @dataclass
 class LoadResult:
     config: LoadConfig
@@ -299,15 +316,18 @@ class LoadGenerator:
             )
             for _ in range(n_clients)
         ]
+        browser_jar = _browser_jar(cfg.base_url, cfg.browser_cookie or {})
         self._clients = [
             httpx.AsyncClient(
                 base_url=cfg.base_url,
                 transport=transport,
                 headers=headers,
                 timeout=cfg.timeout_s + 1.0,  # the per-request total in _send fires first
-                cookies=None if cfg.sticky else _no_cookies_jar(),
+                cookies=browser_jar
+                if index < cfg.browser_clients
+                else (None if cfg.sticky else _no_cookies_jar()),
             )
-            for transport in transports
+            for index, transport in enumerate(transports)
         ]
         try:
             if cfg.mix.write > 0 or cfg.mix.read > 0:
@@ -386,15 +406,18 @@ class LoadGenerator:
         path = f"{CONVERSATIONS_PATH}/{conversation}/messages"
         if kind is RequestKind.READ:
             return RequestRecord(seq, client, kind.value, "GET", path, offset)
+        # A write is a chat turn (the user's message and the assistant's reply, one
+        # transaction), the API's main operation; only the user's message carries the token.
         return RequestRecord(
             seq,
             client,
             kind.value,
             "POST",
-            path,
+            CHAT_PATH,
             offset,
             idempotency_key=str(uuid.uuid4()),
             content_token=content_token(cfg.run_id, seq),
+            conversation=conversation,
         )
 
     async def _send(self, record: RequestRecord, limiter: asyncio.Semaphore) -> None:
@@ -425,7 +448,7 @@ class LoadGenerator:
         if record.method == "POST":
             return await client.post(
                 record.path,
-                json={"content": record.content_token},
+                json={"conversation_id": record.conversation, "message": record.content_token},
                 headers={"Idempotency-Key": record.idempotency_key or ""},
             )
         if record.kind == RequestKind.READ:
@@ -445,8 +468,11 @@ def _replica_of(response: httpx.Response) -> str | None:
 
 
 def _response_id(response: httpx.Response) -> str | None:
+    """The stored message's id: a chat turn answers with ``user_message``, a message with
+    itself."""
     with contextlib.suppress(ValueError, AttributeError):
-        value = response.json().get("id")
+        body = response.json()
+        value = (body.get("user_message") or body).get("id")
         return None if value is None else str(value)
     return None
 

@@ -5,14 +5,20 @@ from dataclasses import replace
 import pytest
 
 from hactl.chaos_analysis import (
+    BROWSER,
+    COOKIELESS,
     FaultStep,
     Window,
+    browser_repin,
+    by_client_kind,
     changed_containers,
+    client_kind,
     downtime,
     failures_without_retry_after,
     fault_window,
     judge,
     latency_inside_outside,
+    over_bound,
     recovery_after,
     rotation_from_polls,
     serving_gap,
@@ -157,6 +163,13 @@ def test_fault_evidence_per_scenario() -> None:
     assert fault_happened(Scenario.PAUSE, pause)[0]
     assert fault_happened(Scenario.RESTART, FaultEvidence(_snap(), restarted, restarted))[0]
     assert not fault_happened(Scenario.KILL, FaultEvidence(_snap(), None, None))[0]
+    cut = FaultEvidence(_snap(), during=_snap(ips=()), after=_snap(ips=("10.0.0.7",)))
+    assert fault_happened(Scenario.DISCONNECT, cut)[0]
+    never_back = FaultEvidence(_snap(), during=_snap(ips=()), after=_snap(ips=()))
+    assert not fault_happened(Scenario.DISCONNECT, never_back)[0]
+    assert not fault_happened(
+        Scenario.DISCONNECT, FaultEvidence(_snap(), _snap(ips=()), restarted)
+    )[0]
 
 
 def test_verdicts() -> None:
@@ -215,3 +228,54 @@ def test_state_changes_keeps_only_transitions() -> None:
         (0.8, {"a": "UP", "b": "UP"}),
     ]
     assert [c["t_s"] for c in state_changes(polls)] == [0.0, 0.4, 0.8]
+
+
+def test_client_kinds_are_split_and_slow_or_unfinished_requests_count_over_the_bound() -> None:
+    records = [
+        replace(_req(1.0), client=0),
+        replace(_req(6.0, status=504, latency=2.0), client=0),
+        replace(_req(6.1, latency=3.5), client=1),
+        replace(_req(6.2, status=None), latency_s=None, error="Timeout: 5 s", client=2),
+        replace(_req(7.0), client=3),
+    ]
+    assert [client_kind(r, 2) for r in records] == [
+        BROWSER,
+        BROWSER,
+        BROWSER,
+        COOKIELESS,
+        COOKIELESS,
+    ]
+    assert over_bound(records) == 2  # the 3.5 s answer and the timeout; 2.0 s is within 3 s
+    kinds = by_client_kind(records, 2, Window(5.0, 8.0))
+    assert kinds[BROWSER]["failed"] == 1 and kinds[BROWSER]["over_3s"] == 1
+    assert kinds[COOKIELESS]["failed"] == 1 and kinds[COOKIELESS]["over_3s"] == 1
+    assert kinds[BROWSER]["latency_ms_in_fault_window"]["max"] == 3500.0
+
+
+def test_a_browser_is_repinned_when_one_replica_answers_it_after_the_fault() -> None:
+    before = [replace(_req(t, replica="victim"), client=0) for t in (1.0, 2.0)]
+    failover = [
+        replace(_req(5.2, replica="b"), client=1),
+        replace(_req(5.3, replica="c"), client=0),
+    ]
+    after = [replace(_req(t, replica="c"), client=t % 2) for t in (8.0, 9.0, 10.0)]
+    cookieless = [replace(_req(9.5, replica="b"), client=5)]
+    records = before + failover + after + cookieless
+    repin = browser_repin(records, 2, pinned="victim", settled_after_s=7.0)
+    assert repin["stayed_on_one_replica"] and repin["answered_after_settle"] == ["c"]
+    torn = [*records, replace(_req(11.0, replica="b"), client=1)]
+    assert not browser_repin(torn, 2, pinned="victim", settled_after_s=7.0)["stayed_on_one_replica"]
+    assert not browser_repin(before, 2, "victim", 7.0)["stayed_on_one_replica"]  # no answer
+
+
+def test_requests_over_the_latency_bound_fail_a_replica_fault() -> None:
+    verdict = judge(
+        Scenario.PAUSE,
+        failed_requests=0,
+        write_check_ok=True,
+        lost=0,
+        duplicated=0,
+        fault_real=True,
+        over_latency_bound=3,
+    )
+    assert not verdict.passed and "3 requests over 3 s" in verdict.reasons

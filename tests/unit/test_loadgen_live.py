@@ -1,7 +1,8 @@
 """The load generator against a tiny in-process HTTP server on 127.0.0.1 (no Docker).
 
 The server speaks just enough HTTP/1.1 (keep-alive, Content-Length bodies) to play the
-compose-ha API: whoami, conversations, messages with Idempotency-Key replay, a sticky cookie.
+compose-ha API: whoami, conversations, chat turns with Idempotency-Key replay, message lists,
+a sticky cookie.
 """
 
 from __future__ import annotations
@@ -49,15 +50,16 @@ class FakeApi:
             cid = str(len(self.messages) + 1)
             self.messages[cid] = []
             return 201, {"id": cid}, extra
+        if path == "/api/v1/chat" and method == "POST":
+            key = headers["idempotency-key"]
+            if key not in self.by_key:
+                turn = json.loads(body)
+                message = {"id": str(len(self.by_key) + 1), "content": turn["message"]}
+                self.messages[turn["conversation_id"]].append(message)
+                self.by_key[key] = {"user_message": message}
+            return 201, self.by_key[key], extra
         cid = path.split("/")[4]
-        if method == "GET":
-            return 200, self.messages[cid][-20:], extra
-        key = headers["idempotency-key"]
-        if key not in self.by_key:
-            message = {"id": str(len(self.by_key) + 1), "content": json.loads(body)["content"]}
-            self.messages[cid].append(message)
-            self.by_key[key] = message
-        return 201, self.by_key[key], extra
+        return 200, self.messages[cid][-20:], extra
 
 
 async def serve(api: FakeApi) -> asyncio.Server:
@@ -169,3 +171,24 @@ def test_run_is_bounded_by_its_deadline_when_the_server_hangs() -> None:
     )
     assert result.wall_s < result.config.hard_deadline_s() + 3.0  # bounded, not a timing
     assert {r.failure_kind for r in result.records} == {"Timeout"}
+
+
+def test_browser_clients_share_one_cookie_and_the_others_send_none() -> None:
+    """One browser's connections all carry the cookie it was given (pinned to r2); the rest of
+    the clients send no cookie and are spread over every replica."""
+    api = FakeApi()
+    _, result = asyncio.run(
+        _run(
+            api,
+            rate=60,
+            duration_s=1.0,
+            clients=6,
+            browser_cookie={"sticky": "r2"},
+            browser_clients=3,
+            mix=WorkloadMix(1, 0, 0),
+        )
+    )
+    browser = [r for r in result.records if r.client < 3]
+    others = [r for r in result.records if r.client >= 3]
+    assert browser and all(r.ok and r.replica == "r2" for r in browser)
+    assert {r.replica for r in others} == {"r1", "r2", "r3"}

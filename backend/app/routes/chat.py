@@ -6,6 +6,7 @@ stored once and answered with the byte-identical stored response.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import datetime
@@ -187,6 +188,13 @@ async def chat(
     principal: str = Depends(require_principal),
     idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
 ) -> Response:
+    # The model's thinking time, outside any transaction: no connection or lock is held while
+    # the assistant "thinks" (ASSISTANT_LATENCY_MS, 0 by default; load tests set it so that as
+    # many requests are in flight as with a real model behind the API).
+    latency_ms = request.app.state.settings.assistant_latency_ms
+    if latency_ms:
+        await asyncio.sleep(latency_ms / 1000)
+
     async def work(conn: Any) -> tuple[int, str]:
         conversation_id = body.conversation_id
         if conversation_id is None:
