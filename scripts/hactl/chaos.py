@@ -351,7 +351,9 @@ def run_chaos(handle: ChaosStack, options: ChaosOptions) -> dict[str, Any]:
     during = [r for r in result.records if window and window.contains(r.intended_s)]
     clients = by_client_kind(result.records, options.browser_clients, window)
     repin = (
-        browser_repin(result.records, options.browser_clients, pinned, last_step_s + REPIN_SETTLE_S)
+        browser_repin(
+            result.records, options.browser_clients, pinned, fault_s, last_step_s + REPIN_SETTLE_S
+        )
         if pinned and scenario.hits_a_replica
         else None
     )
@@ -368,9 +370,9 @@ def run_chaos(handle: ChaosStack, options: ChaosOptions) -> dict[str, Any]:
         recovery_bound_s=options.recovery_bound_s,
         over_latency_bound=over_bound(result.records),
     )
-    if repin is not None and not repin["stayed_on_one_replica"]:
+    if repin is not None and not (repin["repinned"] and repin["stayed"]):
         verdict.passed = False
-        verdict.reasons.append(f"browser not re-pinned to one replica: {repin}")
+        verdict.reasons.append(f"browser not re-pinned once and for all: {repin}")
     if write_check is None:
         verdict.passed = False
         verdict.reasons.append(f"write set could not be read: {write_problem}")

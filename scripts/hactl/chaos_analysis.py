@@ -3,6 +3,7 @@ downtime, replicas that changed, and the pass/fail verdict. No I/O, so it is uni
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -208,21 +209,26 @@ def by_client_kind(
 
 
 def browser_repin(
-    records: Sequence[RequestRecord], browser_clients: int, pinned: str, settled_after_s: float
+    records: Sequence[RequestRecord],
+    browser_clients: int,
+    pinned: str,
+    fault_s: float,
+    settled_after_s: float,
 ) -> dict[str, Any]:
-    """Which replicas answered the browser after the fault had settled: re-pinned means one
-    replica (a new cookie), and it stays there."""
-    after = [
-        r
-        for r in records
-        if r.client < browser_clients and r.ok and r.replica and r.intended_s >= settled_after_s
-    ]
-    replicas = sorted({r.replica for r in after if r.replica})
+    """Was the browser re-pinned (a new sticky cookie after the fault) and did it stay there
+    (no further cookie once the fault settled)? Failover answers come from other replicas
+    without a cookie, so the cookies, not the answering replicas, tell where it is pinned."""
+    browser = [r for r in records if r.client < browser_clients]
+    new_cookies = [r for r in browser if r.set_cookie and r.intended_s >= fault_s]
+    late = sorted({r.set_cookie for r in new_cookies if r.intended_s >= settled_after_s})
+    after = [r for r in browser if r.ok and r.replica and r.intended_s >= settled_after_s]
     return {
         "pinned_before": pinned,
-        "answered_after_settle": replicas,
-        "requests_after_settle": len(after),
-        "stayed_on_one_replica": len(replicas) == 1,
+        "new_cookies": sorted({r.set_cookie for r in new_cookies if r.set_cookie}),
+        "cookies_set_after_settle": late,
+        "answered_after_settle": dict(Counter(r.replica for r in after)),
+        "repinned": bool(new_cookies),
+        "stayed": not late,
     }
 
 

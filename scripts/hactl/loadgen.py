@@ -128,6 +128,7 @@ class RequestRecord:
     conversation: str | None = None
     response_id: str | None = None
     retry_after: str | None = None
+    set_cookie: str | None = None
     acknowledged: bool = False
 
     @property
@@ -437,6 +438,16 @@ class LoadGenerator:
                 record.status = response.status_code
                 record.retry_after = response.headers.get("retry-after")
                 record.replica = _replica_of(response)
+                if self.config.browser_cookie and record.client < self.config.browser_clients:
+                    # A re-pin: the balancer gave this browser a new sticky cookie.
+                    record.set_cookie = next(
+                        (
+                            response.cookies[n]
+                            for n in self.config.browser_cookie
+                            if n in response.cookies
+                        ),
+                        None,
+                    )
                 if record.ok and record.method == "POST":
                     record.acknowledged = True
                     record.response_id = _response_id(response)

@@ -252,20 +252,20 @@ def test_client_kinds_are_split_and_slow_or_unfinished_requests_count_over_the_b
     assert kinds[BROWSER]["latency_ms_in_fault_window"]["max"] == 3500.0
 
 
-def test_a_browser_is_repinned_when_one_replica_answers_it_after_the_fault() -> None:
+def test_a_browser_is_repinned_by_a_new_cookie_after_the_fault_and_stays() -> None:
     before = [replace(_req(t, replica="victim"), client=0) for t in (1.0, 2.0)]
-    failover = [
-        replace(_req(5.2, replica="b"), client=1),
-        replace(_req(5.3, replica="c"), client=0),
-    ]
-    after = [replace(_req(t, replica="c"), client=t % 2) for t in (8.0, 9.0, 10.0)]
-    cookieless = [replace(_req(9.5, replica="b"), client=5)]
-    records = before + failover + after + cookieless
-    repin = browser_repin(records, 2, pinned="victim", settled_after_s=7.0)
-    assert repin["stayed_on_one_replica"] and repin["answered_after_settle"] == ["c"]
-    torn = [*records, replace(_req(11.0, replica="b"), client=1)]
-    assert not browser_repin(torn, 2, pinned="victim", settled_after_s=7.0)["stayed_on_one_replica"]
-    assert not browser_repin(before, 2, "victim", 7.0)["stayed_on_one_replica"]  # no answer
+    # Failover answers come from any replica and set no cookie; the next request re-pins.
+    failover = [replace(_req(5.2, replica="b"), client=1)]
+    repinned = [replace(_req(5.4, replica="c"), client=0, set_cookie="cookie-c")]
+    after = [replace(_req(t, replica="c"), client=int(t) % 2) for t in (8.0, 9.0, 10.0)]
+    cookieless = [replace(_req(9.5, replica="b"), client=5, set_cookie="not-the-browser")]
+    records = before + failover + repinned + after + cookieless
+    repin = browser_repin(records, 2, pinned="victim", fault_s=5.0, settled_after_s=7.0)
+    assert repin["repinned"] and repin["stayed"], repin
+    assert repin["new_cookies"] == ["cookie-c"] and repin["answered_after_settle"] == {"c": 3}
+    moved_again = [*records, replace(_req(11.0, replica="b"), client=1, set_cookie="cookie-b")]
+    assert not browser_repin(moved_again, 2, "victim", 5.0, 7.0)["stayed"]
+    assert not browser_repin(before + after, 2, "victim", 5.0, 7.0)["repinned"]
 
 
 def test_requests_over_the_latency_bound_fail_a_replica_fault() -> None:
