@@ -170,6 +170,43 @@ BROWSER = "browser"
 COOKIELESS = "cookieless"
 
 
+# p99 bound while a replica is frozen (issue 13): at most 1 % of the window's requests slower.
+FROZEN_P99_BOUND_S = 0.5
+
+
+def slow_in_window(
+    records: Sequence[RequestRecord], window: Window | None, over_s: float = FROZEN_P99_BOUND_S
+) -> dict[str, Any]:
+    """How many requests sent inside the fault window took longer than ``over_s`` (a p99
+    bound asserted as a count)."""
+    inside = [r for r in records if window and window.contains(r.intended_s)]
+    return {
+        "over_s": over_s,
+        "requests": len(inside),
+        "count": over_bound(inside, over_s),
+    }
+
+
+def by_request_kind(records: Sequence[RequestRecord]) -> dict[str, dict[str, int]]:
+    """Total and failed per request kind (whoami needs no database; writes and reads do)."""
+    kinds: dict[str, dict[str, int]] = {}
+    for record in records:
+        counts = kinds.setdefault(record.kind, {"total": 0, "failed": 0})
+        counts["total"] += 1
+        counts["failed"] += 0 if record.ok else 1
+    return kinds
+
+
+def mean_in_flight(records: Sequence[RequestRecord]) -> float:
+    """Requests in flight on average over the run (Little's law: total time in flight / span)."""
+    timed = [r for r in records if r.sent_s is not None and r.done_s is not None]
+    if not timed:
+        return 0.0
+    span = max(r.done_s or 0.0 for r in timed) - min(r.sent_s or 0.0 for r in timed)
+    busy = sum((r.done_s or 0.0) - (r.sent_s or 0.0) for r in timed)
+    return round(busy / span, 2) if span > 0 else 0.0
+
+
 def client_kind(record: RequestRecord, browser_clients: int) -> str:
     """The load generator gives the first ``browser_clients`` clients the browser's cookie."""
     return BROWSER if record.client < browser_clients else COOKIELESS

@@ -21,6 +21,8 @@ REPO = Path(__file__).resolve().parents[2]
 BASE_FILE = REPO / "docker-compose.yml"
 HA_FILE = REPO / "docker-compose.ha.yml"
 MONITORING_FILE = REPO / "compose" / "monitoring.yml"
+# The hand-tuned plain Traefik the chaos suite and the benchmarks compare the project with.
+PEER_FILE = REPO / "compose" / "peer" / "plain-traefik.yml"
 IMAGES_ENV = REPO / ".env.images"
 SECRETS_DIR = REPO / "secrets"
 TEST_PROJECT_PREFIX = "chatest"
@@ -110,7 +112,7 @@ class Stack:
     @property
     def base_url(self) -> str:
         """Where clients reach the service: Traefik in HA stacks, the one replica otherwise."""
-        if HA_FILE in self.files:
+        if HA_FILE in self.files or PEER_FILE in self.files:
             return f"http://127.0.0.1:{self.port('HTTP_PORT')}"
         return f"http://127.0.0.1:{self.port('WEB_PORT')}"
 

@@ -11,6 +11,7 @@ from hactl.chaos_analysis import (
     Window,
     browser_repin,
     by_client_kind,
+    by_request_kind,
     changed_containers,
     client_kind,
     downtime,
@@ -18,10 +19,12 @@ from hactl.chaos_analysis import (
     fault_window,
     judge,
     latency_inside_outside,
+    mean_in_flight,
     over_bound,
     recovery_after,
     rotation_from_polls,
     serving_gap,
+    slow_in_window,
     state_changes,
 )
 from hactl.chaos_faults import ContainerSnapshot, FaultEvidence, Scenario, fault_happened
@@ -279,3 +282,20 @@ def test_requests_over_the_latency_bound_fail_a_replica_fault() -> None:
         over_latency_bound=3,
     )
     assert not verdict.passed and "3 requests over 3 s" in verdict.reasons
+
+
+def test_mean_in_flight_is_time_in_flight_over_the_span() -> None:
+    # 10 requests a second for 10 s, each 1.5 s long: 15 in flight on average (Little's law).
+    records = [replace(_req(i / 10, latency=1.5), sent_s=i / 10) for i in range(100)]
+    assert mean_in_flight(records) == pytest.approx(150 / 11.4, rel=0.01)
+    assert mean_in_flight([]) == 0.0
+
+
+def test_slow_requests_in_the_window_and_failures_per_request_kind() -> None:
+    records = [_req(t / 10, latency=0.02) for t in range(100)]
+    records += [_req(5.0, latency=0.7), replace(_req(5.1, status=503), kind="write")]
+    slow = slow_in_window(records, Window(4.0, 6.0))
+    assert slow == {"over_s": 0.5, "requests": 23, "count": 1}
+    kinds = by_request_kind(records)
+    assert kinds["whoami"] == {"total": 101, "failed": 0}
+    assert kinds["write"] == {"total": 1, "failed": 1}
