@@ -9,19 +9,19 @@ import typer
 from python_on_whales.exceptions import DockerException
 
 from hactl import output
-from hactl.autoscale import run as run_autoscale
-from hactl.autoscale_policy import DEFAULT_POLICY_FILE, load_policy
-from hactl.bench_cli import bench as bench_command
-from hactl.chaos_cli import chaos as chaos_command
-from hactl.endpoints import stack_endpoints
+from hactl.autoscale.controller import run as run_autoscale
+from hactl.autoscale.policy import DEFAULT_POLICY_FILE, load_policy
+from hactl.commands.bench import bench as bench_command
+from hactl.commands.chaos import chaos as chaos_command
 from hactl.errors import HactlError
-from hactl.preflight import require_engine
-from hactl.replicas import collect_replicas
-from hactl.rollout import rollout as run_rollout
-from hactl.scaling import scale as run_scale
-from hactl.stack import Stack, discover_stack, project_containers
-from hactl.traefik_api import TraefikApiError
-from hactl.verify import run_checks
+from hactl.ops.preflight import require_engine
+from hactl.ops.rollout import rollout as run_rollout
+from hactl.ops.scaling import scale as run_scale
+from hactl.ops.verify import run_checks
+from hactl.stack.endpoints import stack_endpoints
+from hactl.stack.project import Stack, discover_stack, project_containers
+from hactl.stack.replicas import collect_replicas
+from hactl.stack.traefik_api import TraefikApiError
 from hactl.waiting import WaitFailedError
 
 app = typer.Typer(

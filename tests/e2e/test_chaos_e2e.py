@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from hactl.chaos import ChaosOptions, ChaosStack, run_chaos, summary_line
-from hactl.chaos_faults import FaultOptions, Scenario
-from hactl.traefik_api import TraefikApi
+from hactl.chaos.faults import FaultOptions, Scenario
+from hactl.chaos.runner import ChaosOptions, ChaosStack, run_chaos, summary_line
+from hactl.stack.traefik_api import TraefikApi
 from tests.support.stack import REPO, Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]

@@ -6,8 +6,8 @@ import asyncio
 import threading
 import time
 
-from hactl.loadgen import LoadConfig, LoadGenerator, LoadResult, WorkloadMix
-from hactl.write_check import WriteCheck, check_write_set, fetch_stored_writes
+from hactl.loadgen.generator import LoadConfig, LoadGenerator, LoadResult, WorkloadMix
+from hactl.loadgen.write_check import WriteCheck, check_write_set, fetch_stored_writes
 from tests.support.stack import Stack
 
 # GETs and idempotent POSTs, as the HA and chaos tests ask for.

@@ -1,0 +1,72 @@
+"""The one wait helper: deadlines, transient errors, giving up early; crash-loop detection."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from hactl.ops.rotation import hopeless_replicas
+from hactl.stack.replicas import Replica
+from hactl.stack.traefik_api import ServerState
+from hactl.waiting import WaitAbortedError, WaitTimeoutError, wait_for
+
+
+def sequence(*results: object) -> Iterator[object]:
+    yield from results
+    while True:
+        yield results[-1]
+
+
+def check_from(results: Iterator[object]) -> Callable[[], tuple[bool, str]]:
+    def check() -> tuple[bool, str]:
+        result = next(results)
+        if isinstance(result, BaseException):
+            raise result
+        return result  # type: ignore[return-value]
+
+    return check
+
+
+def test_returns_once_done_and_tolerates_transient_errors() -> None:
+    results = sequence(ConnectionError("api restarting"), (False, "1/2"), (True, "2/2"))
+    outcome = wait_for("replicas", check_from(results), timeout=5, interval=0.01)
+    assert outcome.detail == "2/2"
+
+
+def test_times_out_with_the_last_detail() -> None:
+    with pytest.raises(WaitTimeoutError) as raised:
+        wait_for("replicas", check_from(sequence((False, "web-4=starting"))), 0.05, 0.01)
+    assert raised.value.detail == "web-4=starting"
+    assert "timed out after" in str(raised.value)
+
+
+def test_abort_ends_the_wait_at_once() -> None:
+    results = sequence(WaitAbortedError("web-4 crash-loops"))
+    with pytest.raises(WaitAbortedError, match="crash-loops"):
+        wait_for("replicas", check_from(results), timeout=60, interval=0.01)
+
+
+def replica(name: str, restarts: int = 0) -> Replica:
+    return Replica(
+        name=name,
+        hostname=name,
+        number=1,
+        image="i",
+        version="1",
+        status="running",
+        health="starting",
+        traefik=ServerState.ABSENT,
+        ip="10.0.0.9",
+        uptime_seconds=1.0,
+        restarts=restarts,
+    )
+
+
+def test_hopeless_replicas_are_gone_or_crash_looping() -> None:
+    by_name = {"w-4": replica("w-4"), "w-5": replica("w-5", restarts=3)}
+    assert hopeless_replicas(["w-4"], by_name) == []
+    assert hopeless_replicas(["w-4", "w-5", "w-6"], by_name) == [
+        "w-5 crash-loops (3 restarts)",
+        "w-6 exited",
+    ]
