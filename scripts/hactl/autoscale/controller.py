@@ -20,8 +20,16 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from python_on_whales.exceptions import DockerException
 
-from hactl.autoscale.hpa import Decision, HpaState, align_to_count, decide, record_scale
+from hactl.autoscale.hpa import (
+    Decision,
+    HpaState,
+    align_to_count,
+    decide,
+    forget_scale,
+    record_scale,
+)
 from hactl.autoscale.metrics import DockerMetricsSource
 from hactl.autoscale.policy import AutoscalePolicy
 from hactl.errors import HactlError, InvalidInputError
@@ -113,6 +121,7 @@ class Controller:
         self._lock = threading.Lock()
         self._worker: threading.Thread | None = None
         self._target: int | None = None
+        self._failed_at: float | None = None  # when the scale that failed was recorded
 
     def emit(self, event: str, **data: Any) -> None:
         line = json.dumps({"ts": _now_iso(), "event": event, **data}, default=str) + "\n"
@@ -138,6 +147,9 @@ class Controller:
             self.emit("error", stage="metrics", error=f"{type(error).__name__}: {error}")
             return None
         in_progress = self.scaling
+        if not in_progress and self._failed_at is not None:
+            self.state = forget_scale(self.state, self._failed_at)
+            self._failed_at = self._target = None
         current = self._target if in_progress and self._target is not None else running
         if current != running:
             readings = {name: align_to_count(r, current) for name, r in readings.items()}
@@ -166,21 +178,28 @@ class Controller:
                 "scaling", **{"from": decision.current, "to": decision.desired}, rule=decision.rule
             )
             self._worker = threading.Thread(
-                target=self._scale, args=(decision,), name="scale", daemon=True
+                target=self._scale, args=(decision, now), name="scale", daemon=True
             )
             self._worker.start()
         return decision
 
-    def _scale(self, decision: Decision) -> None:
+    def _scale(self, decision: Decision, recorded_at: float) -> None:
+        # Any failure, not only HactlError: a thread that dies silently would leave the loop
+        # believing a scale is done (the fresh-machine CI run saw `scaling 4 → 3`, then nothing).
         try:
             result = self.scaler(self.stack, decision.desired, self.policy.scale_timeout_seconds)
-        except HactlError as error:
+        except Exception as error:
             self.metrics.errors.labels("scale").inc()
+            message, hint = describe_failure(error)
+            # Kubernetes stores a scale event only once the update succeeded: forget this one,
+            # so the rate limits allow the next sync to try again.
+            self._failed_at = recorded_at
             self.emit(
                 "error",
                 stage="scale",
-                error=error.message,
-                hint=error.hint,
+                error=message,
+                hint=hint,
+                retry="next sync",
                 **{"from": decision.current, "to": decision.desired},
             )
             return
@@ -195,6 +214,15 @@ class Controller:
             started=result.started,
             removed=[{"name": s.name, "exit_code": s.exit_code} for s in result.removed],
         )
+
+
+def describe_failure(error: Exception) -> tuple[str, str]:
+    """The message and hint of a failed scale, whatever raised it."""
+    if isinstance(error, HactlError):
+        return error.message, error.hint
+    if isinstance(error, DockerException):
+        return f"docker failed: {(error.stderr or str(error)).strip()}", "see `hactl status`"
+    return f"{type(error).__name__}: {error}", "see `hactl status`"
 
 
 def check_policy_fits(policy: AutoscalePolicy) -> None:

@@ -486,3 +486,12 @@ def record_scale(spec: HpaSpec, state: HpaState, now: float, before: int, after:
         events = tuple(e for e in state.scale_down_events if e.at > keep)
         return replace(state, scale_down_events=(*events, Timed(now, -change)))
     return state
+
+
+def forget_scale(state: HpaState, at: float) -> HpaState:
+    """Undo `record_scale` for a change that was not carried out (the scale failed)."""
+    return replace(
+        state,
+        scale_up_events=tuple(e for e in state.scale_up_events if e.at != at),
+        scale_down_events=tuple(e for e in state.scale_down_events if e.at != at),
+    )

@@ -1,6 +1,7 @@
 """The autoscale controller loop without Docker: a fake metrics source, a fake scaler, a fake
 clock. Checks the JSON decision log, that a scale runs beside the syncs (which keep recording
-recommendations against the count being scaled to) and that a failed scale is logged."""
+recommendations against the count being scaled to) and that every failed scale is logged,
+counted and retried."""
 
 from __future__ import annotations
 
@@ -9,11 +10,15 @@ import json
 import threading
 from pathlib import Path
 
+import pytest
+from python_on_whales.exceptions import DockerException
+
 from hactl.autoscale.controller import AutoscalerMetrics, Controller
 from hactl.autoscale.hpa import MetricReading, ReplicaUsage
 from hactl.autoscale.policy import load_policy
 from hactl.errors import HactlError
 from hactl.ops.scaling import ScaleResult
+from hactl.waiting import WaitTimeoutError
 
 REPO = Path(__file__).resolve().parents[3]
 POLICY = load_policy(REPO / "compose" / "autoscale-policy.yml")
@@ -34,7 +39,7 @@ class FakeSource:
 
 
 class FakeScaler:
-    def __init__(self, source: FakeSource, fail: bool = False) -> None:
+    def __init__(self, source: FakeSource, fail: Exception | None = None) -> None:
         self.source, self.fail = source, fail
         self.calls: list[int] = []
         self.release = threading.Event()
@@ -42,13 +47,15 @@ class FakeScaler:
     def __call__(self, stack: object, count: int, timeout: float) -> ScaleResult:
         self.calls.append(count)
         self.release.wait(5)
-        if self.fail:
-            raise HactlError("scaled but not all replicas are in rotation", "see hactl status")
+        if self.fail is not None:
+            raise self.fail
         before, self.source.running = self.source.running, count
         return ScaleResult(before, count, [f"web-{count}"], [], 0.1)
 
 
-def make(fail: bool = False) -> tuple[Controller, FakeSource, FakeScaler, io.StringIO, list]:
+def make(
+    fail: Exception | None = None,
+) -> tuple[Controller, FakeSource, FakeScaler, io.StringIO, list]:
     source, log, now = FakeSource(), io.StringIO(), [0.0]
     scaler = FakeScaler(source, fail)
     controller = Controller(
@@ -101,13 +108,34 @@ def test_decisions_are_json_lines_and_a_scale_runs_beside_the_syncs() -> None:
     assert controller.sync().desired == 6
 
 
-def test_a_failed_scale_is_logged_and_the_loop_goes_on() -> None:
-    controller, source, scaler, log, _ = make(fail=True)
+SCALE_FAILURES = [
+    HactlError("scaled but not all replicas are in rotation", "see hactl status"),
+    # What drain_and_remove raises when Traefik keeps a draining replica UP past the timeout:
+    # before the fix it killed the scale thread without an event.
+    WaitTimeoutError("web-4 out of rotation", 180, "web-4 still UP in Traefik"),
+    DockerException(["docker", "stop", "web-4"], 1, stderr=b"no such container"),
+    RuntimeError("anything else"),
+]
+
+
+@pytest.mark.parametrize("failure", SCALE_FAILURES, ids=lambda e: type(e).__name__)
+def test_every_failed_scale_is_an_event_a_metric_and_a_retry(failure: Exception) -> None:
+    controller, source, scaler, log, now = make(fail=failure)
     source.cpu = 1.0
     scaler.release.set()
     controller.sync()
     controller.wait_idle(5)
-    errors = [e for e in events(log) if e["event"] == "error"]
-    assert errors and errors[0]["stage"] == "scale" and "in rotation" in errors[0]["error"]
     assert not controller.scaling
-    assert controller.sync() is not None
+    errors = [e for e in events(log) if e["event"] == "error"]
+    assert len(errors) == 1, events(log)
+    assert errors[0]["stage"] == "scale" and (errors[0]["from"], errors[0]["to"]) == (3, 6)
+    assert errors[0]["error"] and errors[0]["retry"] == "next sync"
+    assert controller.metrics.errors.labels("scale")._value.get() == 1
+    # The next sync, inside the same 15 s rate-limit period, tries the whole step again: the
+    # failed scale is not counted as done (a counted +3 would cap this step at 3 → 4).
+    now[0] = 5.0
+    retry = controller.sync()
+    assert (retry.current, retry.desired) == (3, 6)
+    controller.wait_idle(5)
+    assert scaler.calls == [6, 6]
+    assert controller.metrics.errors.labels("scale")._value.get() == 2
