@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
-from python_on_whales.exceptions import DockerException
 
 from hactl.autoscale.hpa import (
     Decision,
@@ -32,7 +31,7 @@ from hactl.autoscale.hpa import (
 )
 from hactl.autoscale.metrics import DockerMetricsSource
 from hactl.autoscale.policy import AutoscalePolicy
-from hactl.errors import HactlError, InvalidInputError
+from hactl.errors import GENERIC_HINT, OPERATION_ERRORS, InvalidInputError, describe
 from hactl.ops.preflight import require_running
 from hactl.ops.scaling import ScaleResult, scale
 from hactl.stack.endpoints import stack_endpoints
@@ -218,11 +217,10 @@ class Controller:
 
 def describe_failure(error: Exception) -> tuple[str, str]:
     """The message and hint of a failed scale, whatever raised it."""
-    if isinstance(error, HactlError):
-        return error.message, error.hint
-    if isinstance(error, DockerException):
-        return f"docker failed: {(error.stderr or str(error)).strip()}", "see `hactl status`"
-    return f"{type(error).__name__}: {error}", "see `hactl status`"
+    if isinstance(error, OPERATION_ERRORS):
+        message, hint, _ = describe(error)
+        return message, hint
+    return f"{type(error).__name__}: {error}", GENERIC_HINT
 
 
 def check_policy_fits(policy: AutoscalePolicy) -> None:

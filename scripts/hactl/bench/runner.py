@@ -22,6 +22,7 @@ import platform
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -43,7 +44,7 @@ from hactl.bench.report import (
 )
 from hactl.bench.timings import timed_rollout, timed_scale, timed_unready
 from hactl.bench.wrk import DEFAULT_WRK_IMAGE, BenchKind, WrkResult, WrkSpec, run_wrk, wrk_version
-from hactl.errors import HactlError, InvalidInputError
+from hactl.errors import OPERATION_ERRORS, HactlError, InvalidInputError, describe
 from hactl.loadgen.generator import CONVERSATIONS_PATH, LoadConfig, WorkloadMix, run_load
 from hactl.ops.preflight import require_image, require_running
 from hactl.stack.endpoints import Endpoints, stack_endpoints
@@ -305,6 +306,24 @@ def _latency(endpoints: Endpoints, config: BenchConfig) -> dict[str, Any]:
     return out
 
 
+def restore_replicas(
+    stack: Stack,
+    count: int,
+    timeout: float,
+    scaler: Callable[[Stack, int, float], object] = timed_scale,
+) -> str | None:
+    """Scale back to the count the bench found. A failure (any of OPERATION_ERRORS, a drain
+    timeout included) is said and returned, never raised over the bench's own outcome."""
+    _say(f"restoring {count} replicas")
+    try:
+        scaler(stack, count, timeout)
+    except OPERATION_ERRORS as error:
+        message = describe(error)[0]
+        _say(f"could not restore {count} replicas: {message}")
+        return message
+    return None
+
+
 def run_bench(stack: Stack, config: BenchConfig, out_dir: Path) -> BenchOutcome:
     config.validate()
     docker = stack.docker()
@@ -343,11 +362,12 @@ def run_bench(stack: Stack, config: BenchConfig, out_dir: Path) -> BenchOutcome:
     under_load: list[dict[str, Any]] = []
     counts = sorted(set(config.replicas))
     memory_n = min(counts, key=lambda n: (abs(n - MEMORY_REPLICAS), n))
-    current = initial
+    current: int | None = initial
     try:
         for n in counts:
             if n != current:
                 _say(f"scaling {current} → {n}")
+                current = None  # unknown until the scale returns: a failed one is restored too
                 scales.append(timed_scale(stack, n, config.timeout_s).as_dict())
                 current = n
                 _say(f"scaled {scales[-1]['before']} → {n} in {scales[-1]['seconds']} s")
@@ -364,6 +384,7 @@ def run_bench(stack: Stack, config: BenchConfig, out_dir: Path) -> BenchOutcome:
                 under_load if n == memory_n else None,
             )
         if current != 3:
+            current = None
             scales.append(timed_scale(stack, 3, config.timeout_s).as_dict())
             current = 3
         latency = _latency(endpoints, config)
@@ -387,9 +408,7 @@ def run_bench(stack: Stack, config: BenchConfig, out_dir: Path) -> BenchOutcome:
             rollouts.append(timing.as_dict())
     finally:
         if current != initial:
-            with contextlib.suppress(HactlError, DockerException):
-                _say(f"restoring {initial} replicas")
-                timed_scale(stack, initial, config.timeout_s)
+            result["restore_error"] = restore_replicas(stack, initial, config.timeout_s)
     result["throughput"] = {
         "runs": [r.as_dict() for r in runs],
         "summary": throughput_summary([r.as_dict() for r in runs], config.p99_budget_ms),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from python_on_whales.exceptions import DockerException
 
 from hactl.bench.memory import summarize_processes
 from hactl.bench.report import (
@@ -14,7 +15,7 @@ from hactl.bench.report import (
     memory_summary,
     throughput_summary,
 )
-from hactl.bench.runner import BenchConfig
+from hactl.bench.runner import BenchConfig, restore_replicas
 from hactl.bench.timings import rollout_tag
 from hactl.bench.wrk import (
     BenchKind,
@@ -24,6 +25,7 @@ from hactl.bench.wrk import (
     parse_wrk_output,
 )
 from hactl.errors import HactlError, InvalidInputError
+from hactl.waiting import WaitTimeoutError
 
 STAT = "42 (sh) S 0 42 42 0 -1 4194560 100 200 0 0 3 1 150 50 20 0 1 0 1234 5000 100"
 
@@ -223,3 +225,30 @@ def test_config_quick_is_tiny_and_bad_values_are_refused() -> None:
     ):
         with pytest.raises(InvalidInputError):
             BenchConfig(**{**BenchConfig().as_dict(), **bad}).validate()
+
+
+@pytest.mark.parametrize(
+    ("failure", "said"),
+    [
+        (WaitTimeoutError("web-4 out of rotation", 120, "still UP in Traefik"), "still UP"),
+        (HactlError("scaled to 3 but not all replicas are in rotation"), "not all replicas"),
+        (DockerException(["docker", "stop", "web-4"], 1, stderr=b"no such container"), "no such"),
+    ],
+    ids=["WaitTimeoutError", "HactlError", "DockerException"],
+)
+def test_a_failed_restore_is_reported_not_raised(failure: Exception, said: str) -> None:
+    """The bench's `finally` restores the replica count; a drain timeout (WaitFailedError) there
+    used to escape the suppress and hide the bench's own outcome behind a traceback."""
+    calls: list[int] = []
+
+    def scaler(stack: object, count: int, timeout: float) -> None:
+        calls.append(count)
+        raise failure
+
+    message = restore_replicas(None, 3, 60, scaler=scaler)  # type: ignore[arg-type]
+    assert calls == [3]
+    assert message is not None and said in message
+
+
+def test_a_restore_that_works_reports_nothing() -> None:
+    assert restore_replicas(None, 3, 60, scaler=lambda *_: None) is None  # type: ignore[arg-type]
