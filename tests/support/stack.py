@@ -24,6 +24,12 @@ MONITORING_FILE = REPO / "compose" / "monitoring.yml"
 IMAGES_ENV = REPO / ".env.images"
 SECRETS_DIR = REPO / "secrets"
 TEST_PROJECT_PREFIX = "chatest"
+# Whose containers a CI machine may remove: the project's own stacks (`make up-ha` uses PROJECT,
+# default compose-ha), the tests' compose projects (chatest-*, hx-* for image builds) and the
+# containers tests start with `docker run` (named chatest-*, or be-schema-* in the backend tests).
+# Nothing else on the engine is ours to touch.
+OWN_PROJECT_PREFIXES = ("compose-ha", f"{TEST_PROJECT_PREFIX}-", "hx-")
+OWN_NAME_PREFIXES = (f"{TEST_PROJECT_PREFIX}-", "be-schema-")
 
 PORT_VARS = (
     "WEB_PORT",
@@ -194,6 +200,26 @@ def cleanup_test_projects(prefix: str = TEST_PROJECT_PREFIX) -> None:
     for vol in docker.volume.list(filters=[("label", "com.docker.compose.project")]):
         if vol.labels.get("com.docker.compose.project", "").startswith(prefix + "-"):
             docker.volume.remove(vol)
+
+
+def is_own_container(project: str, name: str) -> bool:
+    """Whether a container (its compose project label, its name) belongs to this repository."""
+    return project.startswith(OWN_PROJECT_PREFIXES) or name.lstrip("/").startswith(
+        OWN_NAME_PREFIXES
+    )
+
+
+def remove_own_containers() -> list[str]:
+    """Force-remove this repository's leftover containers (never another project's); their names."""
+    docker = DockerClient()
+    own = [
+        c
+        for c in docker.container.list(all=True)
+        if is_own_container(c.config.labels.get("com.docker.compose.project", ""), c.name)
+    ]
+    if own:
+        docker.container.remove(own, force=True)
+    return [c.name for c in own]
 
 
 def ha_files(monitoring: bool = False) -> list[Path]:
