@@ -5,8 +5,8 @@ Discovery order, most explicit first:
 2. the labels Compose wrote on the project's running containers
    (`com.docker.compose.project.config_files`, `...environment_file`, `...working_dir`), so that
    hactl drives the stack with the same model it was started with;
-3. the repository defaults: `docker-compose.yml` + `docker-compose.ha.yml`, and whichever of
-   `.env`, `.env.images` exist.
+3. the repository defaults: `docker-compose.yml` + `docker-compose.ha.yml`, and the env files
+   listed in `compose/env-files` (the list the Makefile reads too), in that order.
 
 The rollout env file (default `<project dir>/.env.rollout`, or `HACTL_ROLLOUT_ENV_FILE`) is always
 appended last when it exists: it is where hactl records `WEB_IMAGE` and `WEB_REPLICAS` so that a
@@ -34,7 +34,7 @@ client_config.CACHE_VALIDITY_PERIOD = 1.0
 DEFAULT_PROJECT = "compose-ha"
 WEB_SERVICE = "web"
 DEFAULT_COMPOSE_FILES = ("docker-compose.yml", "docker-compose.ha.yml")
-DEFAULT_ENV_FILES = (".env", ".env.images")
+ENV_ORDER_FILE = "compose/env-files"
 ROLLOUT_ENV_FILENAME = ".env.rollout"
 
 LABEL_PROJECT = "com.docker.compose.project"
@@ -132,6 +132,16 @@ def _split_label(value: str | None) -> tuple[Path, ...]:
     return tuple(Path(part) for part in value.split(",") if part)
 
 
+def default_env_files(directory: Path) -> tuple[Path, ...]:
+    """The env files of `compose/env-files`, in order (later ones win); none outside the repo."""
+    try:
+        lines = (directory / ENV_ORDER_FILE).read_text().splitlines()
+    except OSError:
+        return ()
+    names = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    return tuple(directory / name for name in names)
+
+
 def discover_stack(
     project: str | None = None,
     compose_files: list[Path] | None = None,
@@ -159,7 +169,7 @@ def discover_stack(
     envs = (
         tuple(env_files or ())
         or _split_label(labels.get(LABEL_ENV_FILE))
-        or tuple(directory / f for f in DEFAULT_ENV_FILES)
+        or default_env_files(directory)
     )
     rollout_file = rollout_env_file or Path(
         os.environ.get("HACTL_ROLLOUT_ENV_FILE") or directory / ROLLOUT_ENV_FILENAME
