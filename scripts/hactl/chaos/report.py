@@ -13,12 +13,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
-
 from hactl.chaos.analysis import FaultStep, Window
 from hactl.loadgen.generator import RequestRecord
 
@@ -66,6 +60,12 @@ def render_timeline(
     rotation_events: Sequence[FaultStep] = (),
 ) -> None:
     """``rotation_events``: when Traefik dropped / re-listed the target (dotted lines)."""
+    # Imported here: matplotlib costs seconds, and only the commands that plot need it.
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, (lat_ax, rate_ax) = plt.subplots(
         2, 1, figsize=(12, 7), sharex=True, gridspec_kw={"height_ratios": [3, 2]}
