@@ -19,6 +19,8 @@ print(",".join(heavy))
 
 
 def test_verbs_that_do_not_plot_do_not_import_matplotlib() -> None:
-    probe = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120)
+    probe = subprocess.run(
+        [sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120
+    )
     assert probe.returncode == 0, probe.stderr
     assert probe.stdout.strip() == "", f"`hactl <verb> --help` imported {probe.stdout.strip()}"
