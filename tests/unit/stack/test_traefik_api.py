@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
+
+import yaml
 
 from hactl.stack.traefik_api import (
     ServerState,
@@ -13,8 +16,10 @@ from hactl.stack.traefik_api import (
     parse_server_states,
 )
 
-# Captured from a live Traefik 3.7.15 of the HA stack (3 replicas, all UP), trimmed to the
-# services that matter: an internal one without a load balancer and the two web services.
+# Captured from a live Traefik 3.7.15 of the HA stack (docker-compose.yml + docker-compose.ha.yml,
+# 3 replicas, all UP), trimmed to the services that matter: an internal one without a load balancer
+# and the two web services. Re-capture when the labels change: the test at the end compares the
+# capture with docker-compose.ha.yml.
 LIVE_SERVICES = json.loads(r"""
 [
     {
@@ -41,23 +46,19 @@ LIVE_SERVICES = json.loads(r"""
                     "url": "http://172.27.0.4:8000"
                 },
                 {
-                    "url": "http://172.27.0.6:8000"
+                    "url": "http://172.27.0.5:8000"
                 },
                 {
-                    "url": "http://172.27.0.5:8000"
+                    "url": "http://172.27.0.6:8000"
                 }
             ],
             "strategy": "wrr",
             "healthCheck": {
                 "mode": "http",
-                "path": "/readyz",
-                "interval": "1s",
+                "path": "/readyz/routing",
+                "interval": "500ms",
                 "timeout": "800ms",
                 "followRedirects": true
-            },
-            "passiveHealthCheck": {
-                "failureWindow": "5s",
-                "maxFailedAttempts": 1
             },
             "passHostHeader": true,
             "responseForwarding": {
@@ -93,23 +94,19 @@ LIVE_SERVICES = json.loads(r"""
                     "url": "http://172.27.0.4:8000"
                 },
                 {
-                    "url": "http://172.27.0.6:8000"
+                    "url": "http://172.27.0.5:8000"
                 },
                 {
-                    "url": "http://172.27.0.5:8000"
+                    "url": "http://172.27.0.6:8000"
                 }
             ],
             "strategy": "wrr",
             "healthCheck": {
                 "mode": "http",
-                "path": "/readyz",
-                "interval": "1s",
+                "path": "/readyz/routing",
+                "interval": "500ms",
                 "timeout": "800ms",
                 "followRedirects": true
-            },
-            "passiveHealthCheck": {
-                "failureWindow": "5s",
-                "maxFailedAttempts": 1
             },
             "passHostHeader": true,
             "responseForwarding": {
@@ -192,3 +189,27 @@ def test_missing_service_and_internal_services_give_nothing() -> None:
     assert parse_server_states(find_service(LIVE_SERVICES, "nope@docker")) == {}
     assert parse_server_states(find_service(LIVE_SERVICES, "api@internal")) == {}
     assert merged_states_by_ip([]) == {}
+
+
+class ComposeLoader(yaml.SafeLoader):
+    """Reads compose files: Compose's own tags (!reset, !override) are not YAML's."""
+
+
+ComposeLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+
+
+def test_the_capture_matches_the_compose_labels() -> None:
+    """The health check Traefik reports is the one docker-compose.ha.yml configures, and there is
+    no passive health check (the compose file leaves it out on purpose)."""
+    repo = Path(__file__).resolve().parents[3]
+    compose = yaml.load((repo / "docker-compose.ha.yml").read_text(), Loader=ComposeLoader)
+    labels: dict[str, str] = compose["services"]["web"]["labels"]
+    for name in ("web", "web-secure"):
+        prefix = f"traefik.http.services.{name}.loadbalancer."
+        assert not [k for k in labels if k.startswith(prefix + "passivehealthcheck")]
+        balancer = find_service(LIVE_SERVICES, f"{name}@docker")["loadBalancer"]
+        assert "passiveHealthCheck" not in balancer
+        check = balancer["healthCheck"]
+        for key in ("path", "interval", "timeout"):
+            assert check[key] == labels[f"{prefix}healthcheck.{key}"], (name, key)
+        assert balancer["sticky"]["cookie"]["name"] == labels[f"{prefix}sticky.cookie.name"]
