@@ -34,8 +34,8 @@ from hactl.autoscale.policy import AutoscalePolicy
 from hactl.errors import GENERIC_HINT, OPERATION_ERRORS, InvalidInputError, describe
 from hactl.ops.preflight import require_running
 from hactl.ops.scaling import ScaleResult, scale
-from hactl.stack.endpoints import stack_endpoints
 from hactl.stack.project import Stack
+from hactl.stack.running import RunningStack
 from hactl.validation import max_replicas
 
 METRIC_PREFIX = "hactl_autoscaler"
@@ -106,14 +106,14 @@ class Controller:
     after it finished.
     """
 
-    stack: Stack
+    running: RunningStack
     policy: AutoscalePolicy
     source: DockerMetricsSource
     metrics: AutoscalerMetrics
     log: TextIO = sys.stdout
     dry_run: bool = False
     clock: Callable[[], float] = time.monotonic
-    scaler: Callable[[Stack, int, float], ScaleResult] = scale
+    scaler: Callable[[RunningStack, int, float], ScaleResult] = scale
     state: HpaState = field(default_factory=HpaState)
 
     def __post_init__(self) -> None:
@@ -186,7 +186,7 @@ class Controller:
         # Any failure, not only HactlError: a thread that dies silently would leave the loop
         # believing a scale is done (the fresh-machine CI run saw `scaling 4 → 3`, then nothing).
         try:
-            result = self.scaler(self.stack, decision.desired, self.policy.scale_timeout_seconds)
+            result = self.scaler(self.running, decision.desired, self.policy.scale_timeout_seconds)
         except Exception as error:
             self.metrics.errors.labels("scale").inc()
             message, hint = describe_failure(error)
@@ -244,17 +244,16 @@ def run(
 ) -> int:
     """Run the loop until SIGTERM/SIGINT (or `max_seconds`); returns the number of syncs."""
     check_policy_fits(policy)
-    docker = stack.docker()
-    require_running(stack, docker)
-    endpoints = stack_endpoints(stack)
+    running = RunningStack.connect(stack)
+    require_running(running)
     metrics = AutoscalerMetrics()
     metrics.min.set(policy.spec.min_replicas)
     metrics.max.set(policy.spec.max_replicas)
     metrics.last_scale.set(0)
     if metrics_port:
         start_http_server(metrics_port, addr=metrics_addr, registry=metrics.registry)
-    source = DockerMetricsSource(stack, policy, docker, endpoints.prometheus_url)
-    controller = Controller(stack, policy, source, metrics, log=log, dry_run=dry_run)
+    source = DockerMetricsSource(running, policy)
+    controller = Controller(running, policy, source, metrics, log=log, dry_run=dry_run)
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: object) -> None:

@@ -20,13 +20,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from python_on_whales import Container, DockerClient
+from python_on_whales import Container
 from python_on_whales.exceptions import DockerException
 
 from hactl.autoscale.hpa import MetricReading, ReplicaUsage
 from hactl.autoscale.policy import AutoscalePolicy, Limits
-from hactl.stack.project import Stack, container_number
+from hactl.stack.project import container_number
 from hactl.stack.replicas import web_containers
+from hactl.stack.running import RunningStack
 
 
 @dataclass(frozen=True)
@@ -107,17 +108,15 @@ def query_prometheus_total(url: str, query: str, timeout: float = 5.0) -> float:
 class DockerMetricsSource:
     """Reads the replicas and the metrics a policy asks for, once per sync."""
 
-    def __init__(
-        self, stack: Stack, policy: AutoscalePolicy, docker: DockerClient, prometheus_url: str
-    ) -> None:
-        self.stack = stack
+    def __init__(self, running: RunningStack, policy: AutoscalePolicy) -> None:
+        self.running = running
         self.policy = policy
-        self.docker = docker
-        self.prometheus_url = policy.prometheus_url or prometheus_url
+        self.docker = running.docker
+        self.prometheus_url = policy.prometheus_url or running.endpoints.prometheus_url
         self.names = {m.name for m in policy.spec.metrics}
 
     def running_replicas(self) -> list[Container]:
-        running = [c for c in web_containers(self.stack, self.docker) if c.state.running]
+        running = [c for c in web_containers(self.running) if c.state.running]
         return sorted(running, key=container_number)  # hactl scale removes the last ones
 
     def read(self) -> tuple[int, dict[str, MetricReading]]:

@@ -47,9 +47,10 @@ from hactl.bench.wrk import DEFAULT_WRK_IMAGE, BenchKind, WrkResult, WrkSpec, ru
 from hactl.errors import OPERATION_ERRORS, HactlError, InvalidInputError, describe
 from hactl.loadgen.generator import CONVERSATIONS_PATH, LoadConfig, WorkloadMix, run_load
 from hactl.ops.preflight import require_image, require_running
-from hactl.stack.endpoints import Endpoints, stack_endpoints
+from hactl.stack.endpoints import Endpoints
 from hactl.stack.project import Stack, container_number, project_containers
 from hactl.stack.replicas import container_facts, web_containers, whoami_version
+from hactl.stack.running import RunningStack
 from hactl.validation import validate_replica_count
 
 SCHEMA = 1
@@ -111,13 +112,12 @@ def _load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def _replica_names(stack: Stack, docker: DockerClient) -> list[str]:
-    return [c.name for c in sorted(web_containers(stack, docker), key=container_number)]
+def _replica_names(running: RunningStack) -> list[str]:
+    return [c.name for c in sorted(web_containers(running), key=container_number)]
 
 
-def collect_versions(
-    stack: Stack, docker: DockerClient, endpoints: Endpoints, wrk_image: str
-) -> dict[str, Any]:
+def collect_versions(running: RunningStack, wrk_image: str) -> dict[str, Any]:
+    docker, endpoints = running.docker, running.endpoints
     versions: dict[str, Any] = {
         "python_on_whales": metadata.version("python-on-whales"),
         "wrk_image": wrk_image,
@@ -135,7 +135,7 @@ def collect_versions(
         versions["engine"] = docker.version().server.version
     with contextlib.suppress(DockerException):
         versions["compose"] = str(docker.compose.version()).strip()
-    names = _replica_names(stack, docker)
+    names = _replica_names(running)
     if names:
         replica = docker.container.inspect(names[0])
         versions["backend"] = whoami_version(docker, names[0])
@@ -196,10 +196,10 @@ class _DuringLoad:
         self._thread.join(timeout=60)
 
 
-def _direct_url(stack: Stack, docker: DockerClient, name: str) -> str:
-    container = docker.container.inspect(name)
+def _direct_url(running: RunningStack, name: str) -> str:
+    container = running.docker.container.inspect(name)
     networks = container.network_settings.networks or {}
-    net = networks.get(f"{stack.project}_backend")
+    net = networks.get(f"{running.project}_backend")
     ip = net.ip_address if net and net.ip_address else container_facts(container).ips[0]
     return f"http://{ip}:8000"
 
@@ -227,8 +227,7 @@ def _describe(run: WrkResult) -> str:
 
 
 def _throughput_at(
-    stack: Stack,
-    docker: DockerClient,
+    running: RunningStack,
     config: BenchConfig,
     n: int,
     with_direct: bool,
@@ -238,12 +237,13 @@ def _throughput_at(
     conversations: list[str],
     memory_readings: list[dict[str, Any]] | None,
 ) -> list[WrkResult]:
-    names = _replica_names(stack, docker)
+    docker = running.docker
+    names = _replica_names(running)
     targets = [("traefik", "http://traefik:80")]
     if with_direct:
-        targets.insert(0, ("direct", _direct_url(stack, docker, names[0])))
-    network = f"{stack.project}_backend"
-    traefik = [c.name for c in project_containers(docker, stack.project, "traefik")]
+        targets.insert(0, ("direct", _direct_url(running, names[0])))
+    network = f"{running.project}_backend"
+    traefik = [c.name for c in project_containers(docker, running.project, "traefik")]
     top = max(config.connections)
     results = []
     for kind in BenchKind:
@@ -307,16 +307,16 @@ def _latency(endpoints: Endpoints, config: BenchConfig) -> dict[str, Any]:
 
 
 def restore_replicas(
-    stack: Stack,
+    running: RunningStack,
     count: int,
     timeout: float,
-    scaler: Callable[[Stack, int, float], object] = timed_scale,
+    scaler: Callable[[RunningStack, int, float], object] = timed_scale,
 ) -> str | None:
     """Scale back to the count the bench found. A failure (any of OPERATION_ERRORS, a drain
     timeout included) is said and returned, never raised over the bench's own outcome."""
     _say(f"restoring {count} replicas")
     try:
-        scaler(stack, count, timeout)
+        scaler(running, count, timeout)
     except OPERATION_ERRORS as error:
         message = describe(error)[0]
         _say(f"could not restore {count} replicas: {message}")
@@ -326,9 +326,9 @@ def restore_replicas(
 
 def run_bench(stack: Stack, config: BenchConfig, out_dir: Path) -> BenchOutcome:
     config.validate()
-    docker = stack.docker()
-    require_running(stack, docker)
-    endpoints = stack_endpoints(stack)
+    running = RunningStack.connect(stack)
+    docker, endpoints = running.docker, running.endpoints
+    require_running(running)
     if not endpoints.api_token:
         raise HactlError("no API token in secrets/api_tokens", "run `make secrets`")
     wrk_image = stack.env_value("WRK_IMAGE", DEFAULT_WRK_IMAGE)
@@ -337,8 +337,8 @@ def run_bench(stack: Stack, config: BenchConfig, out_dir: Path) -> BenchOutcome:
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
     run_id = started.strftime("%H%M%S") + os.urandom(2).hex()
     clock = time.monotonic()
-    initial = len(_replica_names(stack, docker))
-    original_image = docker.container.inspect(_replica_names(stack, docker)[0]).config.image
+    initial = len(_replica_names(running))
+    original_image = docker.container.inspect(_replica_names(running)[0]).config.image
     result: dict[str, Any] = {
         "schema": SCHEMA,
         "timestamp": started.isoformat(),
@@ -354,8 +354,8 @@ def run_bench(stack: Stack, config: BenchConfig, out_dir: Path) -> BenchOutcome:
         f"{stack.project}: {initial} replicas, load average "
         f"{result['machine']['load_average_start']} on {os.cpu_count()} cores"
     )
-    result["versions"] = collect_versions(stack, docker, endpoints, wrk_image)
-    idle = sample_memory(docker, _replica_names(stack, docker))
+    result["versions"] = collect_versions(running, wrk_image)
+    idle = sample_memory(docker, _replica_names(running))
     conversations = create_conversations(endpoints, config.conversations)
     runs: list[WrkResult] = []
     scales: list[dict[str, Any]] = []
@@ -368,12 +368,11 @@ def run_bench(stack: Stack, config: BenchConfig, out_dir: Path) -> BenchOutcome:
             if n != current:
                 _say(f"scaling {current} → {n}")
                 current = None  # unknown until the scale returns: a failed one is restored too
-                scales.append(timed_scale(stack, n, config.timeout_s).as_dict())
+                scales.append(timed_scale(running, n, config.timeout_s).as_dict())
                 current = n
                 _say(f"scaled {scales[-1]['before']} → {n} in {scales[-1]['seconds']} s")
             runs += _throughput_at(
-                stack,
-                docker,
+                running,
                 config,
                 n,
                 n == counts[0],
@@ -385,15 +384,13 @@ def run_bench(stack: Stack, config: BenchConfig, out_dir: Path) -> BenchOutcome:
             )
         if current != 3:
             current = None
-            scales.append(timed_scale(stack, 3, config.timeout_s).as_dict())
+            scales.append(timed_scale(running, 3, config.timeout_s).as_dict())
             current = 3
         latency = _latency(endpoints, config)
         unready = []
-        names = _replica_names(stack, docker)
+        names = _replica_names(running)
         for i in range(config.unready_trials):
-            timing = timed_unready(
-                stack, endpoints, docker, names[i % len(names)], config.timeout_s
-            )
+            timing = timed_unready(running, names[i % len(names)], config.timeout_s)
             _say(
                 f"unready {timing.replica}: out of rotation after {timing.leave_seconds} s, "
                 f"back after {timing.return_seconds} s"
@@ -402,13 +399,13 @@ def run_bench(stack: Stack, config: BenchConfig, out_dir: Path) -> BenchOutcome:
         rollouts = []
         for i in range(config.rollouts):
             timing = timed_rollout(
-                stack, docker, config.timeout_s, image=original_image if i % 2 else None
+                running, config.timeout_s, image=original_image if i % 2 else None
             )
             _say(f"rollout of {timing.replicas} replicas to {timing.image}: {timing.seconds} s")
             rollouts.append(timing.as_dict())
     finally:
         if current != initial:
-            result["restore_error"] = restore_replicas(stack, initial, config.timeout_s)
+            result["restore_error"] = restore_replicas(running, initial, config.timeout_s)
     result["throughput"] = {
         "runs": [r.as_dict() for r in runs],
         "summary": throughput_summary([r.as_dict() for r in runs], config.p99_budget_ms),

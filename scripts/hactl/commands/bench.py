@@ -9,7 +9,7 @@ import typer
 from hactl import output
 from hactl.bench.report import evaluate_targets, markdown_targets, markdown_throughput
 from hactl.bench.runner import BenchConfig, run_bench
-from hactl.errors import HactlError, InvalidInputError
+from hactl.errors import InvalidInputError
 
 
 def _ints(text: str, what: str) -> tuple[int, ...]:
@@ -45,26 +45,22 @@ def bench(
 ) -> None:
     """Throughput, latency, memory and timing benchmarks; results in results/bench/."""
     opts = ctx.obj
-    try:
-        base = BenchConfig.quick() if quick else BenchConfig()
-        overrides = {
-            "replicas": _ints(replicas, "--replicas") if replicas else None,
-            "connections": _ints(connections, "--connections") if connections else None,
-            "duration_s": duration,
-            "p99_budget_ms": p99_budget,
-            "latency_rate": rate,
-            "latency_duration_s": latency_duration,
-            "rollouts": rollouts,
-            "timeout_s": timeout,
-        }
-        config = BenchConfig(
-            **{**base.as_dict(), **{k: v for k, v in overrides.items() if v is not None}}
-        )
-        stack = opts.stack()
-        outcome = run_bench(stack, config, out or stack.project_dir / "results" / "bench")
-    except HactlError as error:
-        output.fail(error.message, error.hint)
-        raise typer.Exit(error.exit_code) from error
+    base = BenchConfig.quick() if quick else BenchConfig()
+    overrides = {
+        "replicas": _ints(replicas, "--replicas") if replicas else None,
+        "connections": _ints(connections, "--connections") if connections else None,
+        "duration_s": duration,
+        "p99_budget_ms": p99_budget,
+        "latency_rate": rate,
+        "latency_duration_s": latency_duration,
+        "rollouts": rollouts,
+        "timeout_s": timeout,
+    }
+    config = BenchConfig(
+        **{**base.as_dict(), **{k: v for k, v in overrides.items() if v is not None}}
+    )
+    stack = opts.stack()
+    outcome = run_bench(stack, config, out or stack.project_dir / "results" / "bench")
     if opts.json:
         output.print_json(outcome.result)
         return

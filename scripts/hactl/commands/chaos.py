@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from python_on_whales.exceptions import DockerException
 
 from hactl import output
 from hactl.chaos.faults import FaultOptions
@@ -16,9 +15,9 @@ from hactl.chaos.runner import (
     run_scenarios,
     scenarios_from,
 )
-from hactl.errors import HactlError, InvalidInputError
+from hactl.errors import OPERATION_ERRORS, HactlError, InvalidInputError
 from hactl.ops.preflight import require_running
-from hactl.stack.traefik_api import TraefikApiError
+from hactl.stack.running import RunningStack
 
 SCENARIO_HELP = "kill, crash, stop, pause, restart, db-restart, traefik-restart, or all"
 
@@ -42,32 +41,32 @@ def chaos(
     out of and back into rotation, p99 in the fault window (JSON + PNG in results/chaos/)."""
     opts = ctx.obj
     try:
-        try:
-            scenarios = scenarios_from(scenario)
-        except ValueError as error:
-            raise InvalidInputError(str(error)) from error
-        if rate <= 0 or duration <= 0 or not 0 <= fault_at < duration:
-            raise InvalidInputError("need --rate > 0, --duration > 0, 0 <= --fault-at < --duration")
-        stack = opts.stack()
-        require_running(stack, stack.docker())
-        results_dir = out or stack.project_dir / "results" / "chaos"
-        template = ChaosOptions(
-            scenario=scenarios[0],
-            rate=rate,
-            duration_s=duration,
-            fault_at_s=fault_at,
-            target=target,
-            sticky=sticky,
-            faults=FaultOptions(pause_s=pause),
-            results_dir=results_dir,
-        )
+        scenarios = scenarios_from(scenario)
+    except ValueError as error:
+        raise InvalidInputError(str(error)) from error
+    if rate <= 0 or duration <= 0 or not 0 <= fault_at < duration:
+        raise InvalidInputError("need --rate > 0, --duration > 0, 0 <= --fault-at < --duration")
+    stack = opts.stack()
+    require_running(RunningStack.connect(stack))
+    results_dir = out or stack.project_dir / "results" / "chaos"
+    template = ChaosOptions(
+        scenario=scenarios[0],
+        rate=rate,
+        duration_s=duration,
+        fault_at_s=fault_at,
+        target=target,
+        sticky=sticky,
+        faults=FaultOptions(pause_s=pause),
+        results_dir=results_dir,
+    )
+    try:
         reports = run_scenarios(chaos_stack_from(stack), scenarios, template)
-    except HactlError as error:
-        output.fail(error.message, error.hint)
-        raise typer.Exit(error.exit_code) from error
-    except (DockerException, TraefikApiError, RuntimeError) as error:
-        output.fail(str(error).strip(), "see `hactl status`; the stack must be healthy first")
-        raise typer.Exit(1) from error
+    except OPERATION_ERRORS:
+        raise
+    except RuntimeError as error:  # the load could not start (loadgen's setup): not a bug
+        raise HactlError(
+            str(error).strip(), "see `hactl status`; the stack must be healthy first"
+        ) from error
     if opts.json:
         output.print_json(reports if len(reports) > 1 else reports[0])
     else:

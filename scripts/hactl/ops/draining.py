@@ -17,8 +17,7 @@ from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
 from hactl.ops.rotation import wait_out_of_rotation
-from hactl.stack.endpoints import Endpoints
-from hactl.stack.project import Stack
+from hactl.stack.running import RunningStack
 
 DRAIN_COMMAND = ("python3", "-m", "app.control", "drain")
 DEFAULT_STOP_GRACE = 30
@@ -60,14 +59,9 @@ def stop_and_remove(docker: DockerClient, names: Sequence[str]) -> list[StoppedR
 
 
 def drain_and_remove(
-    stack: Stack,
-    endpoints: Endpoints,
-    names: Sequence[str],
-    timeout: float,
-    docker: DockerClient | None = None,
+    running: RunningStack, names: Sequence[str], timeout: float
 ) -> list[StoppedReplica]:
     """Drain, wait until Traefik no longer routes to them, then stop gracefully and remove."""
-    docker = docker or stack.docker()
-    start_draining(docker, names)
-    wait_out_of_rotation(stack, endpoints, names, timeout, docker)
-    return stop_and_remove(docker, names)
+    start_draining(running.docker, names)
+    wait_out_of_rotation(running, names, timeout)
+    return stop_and_remove(running.docker, names)

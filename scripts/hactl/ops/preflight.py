@@ -6,10 +6,10 @@ from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
 from hactl.errors import HactlError, InvalidInputError
-from hactl.stack.endpoints import stack_endpoints
 from hactl.stack.label_drift import traefik_label_drift
-from hactl.stack.project import WEB_SERVICE, Stack, process_env
+from hactl.stack.project import WEB_SERVICE, process_env
 from hactl.stack.replicas import web_containers
+from hactl.stack.running import RunningStack
 from hactl.stack.traefik_api import TraefikApiError
 
 
@@ -22,20 +22,19 @@ def require_engine(docker: DockerClient) -> None:
         ) from error
 
 
-def require_running(stack: Stack, docker: DockerClient) -> None:
+def require_running(running: RunningStack) -> None:
     """At least one running `web` replica and a Traefik API that answers."""
-    require_engine(docker)
-    running = [c for c in web_containers(stack, docker) if c.state.running]
-    if not running:
+    require_engine(running.docker)
+    if not [c for c in web_containers(running) if c.state.running]:
         raise HactlError(
-            f"stack {stack.project!r} is not running: no running `web` container",
+            f"stack {running.project!r} is not running: no running `web` container",
             "start it with `make up-ha` (or pass --project for another stack)",
         )
     try:
-        stack_endpoints(stack).traefik().http_services()
+        running.traefik.http_services()
     except TraefikApiError as error:
         raise HactlError(
-            f"stack {stack.project!r}: {error}",
+            f"stack {running.project!r}: {error}",
             "is traefik running? check TRAEFIK_API_PORT and SECRETS_DIR",
         ) from error
 
@@ -48,13 +47,13 @@ def require_image(docker: DockerClient, image: str) -> None:
         )
 
 
-def require_no_label_drift(stack: Stack, docker: DockerClient, image: str | None = None) -> None:
+def require_no_label_drift(stack: RunningStack, image: str | None = None) -> None:
     """Refuse to start replicas that Traefik could not merge with the running ones."""
-    running = [c for c in web_containers(stack, docker) if c.state.running]
+    running = [c for c in web_containers(stack) if c.state.running]
     if not running:
         return
     with process_env({"WEB_IMAGE": image} if image else {}):
-        model = docker.compose.config(return_json=True)
+        model = stack.docker.compose.config(return_json=True)
     service = model.get("services", {}).get(WEB_SERVICE, {}) if isinstance(model, dict) else {}
     labels = service.get("labels") or {}
     if isinstance(labels, list):  # compose may give ["key=value", ...]

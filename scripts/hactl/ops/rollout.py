@@ -28,9 +28,9 @@ from hactl.ops.draining import StoppedReplica, drain_and_remove
 from hactl.ops.preflight import require_image, require_no_label_drift, require_running
 from hactl.ops.rollout_plan import plan_rollout
 from hactl.ops.rotation import wait_in_rotation
-from hactl.stack.endpoints import Endpoints, stack_endpoints
-from hactl.stack.project import WEB_SERVICE, Stack, container_number, process_env
+from hactl.stack.project import WEB_SERVICE, container_number, process_env
 from hactl.stack.replicas import web_containers
+from hactl.stack.running import RunningStack
 from hactl.stack.web_service import compose_scale_web, record_state, run_migrations
 from hactl.validation import validate_batch_size, validate_timeout
 from hactl.waiting import WaitFailedError
@@ -54,7 +54,7 @@ class _BatchFailedError(Exception):
         self.reason = reason
 
 
-def build_web_image(stack: Stack, docker: DockerClient, current_image: str) -> str:
+def build_web_image(docker: DockerClient, current_image: str) -> str:
     """Build `web` through compose under a unique tag, so old and new images stay distinct."""
     repository = (
         current_image.rsplit(":", 1)[0]
@@ -71,9 +71,7 @@ def build_web_image(stack: Stack, docker: DockerClient, current_image: str) -> s
 
 
 def _replace(
-    stack: Stack,
-    endpoints: Endpoints,
-    docker: DockerClient,
+    running: RunningStack,
     old: Sequence[str],
     image: str,
     batch_size: int,
@@ -86,29 +84,29 @@ def _replace(
     `created` collects the new containers that made it into rotation (and replaced old ones),
     so that a caller can roll exactly those back.
     """
-    numbers = {c.name: container_number(c) for c in web_containers(stack, docker)}
+    numbers = {c.name: container_number(c) for c in web_containers(running)}
     plan = plan_rollout([(numbers.get(name, 0), name) for name in old], batch_size)
     for batch in plan.batches:
         batch_start = time.monotonic()
-        total = len(web_containers(stack, docker))
-        new = compose_scale_web(stack, total + batch.size, image=image, docker=docker)
+        total = len(web_containers(running))
+        new = compose_scale_web(running, total + batch.size, image=image)
         try:
-            wait_in_rotation(stack, endpoints, new, timeout, docker)
+            wait_in_rotation(running, new, timeout)
         except WaitFailedError as error:
-            drain_and_remove(stack, endpoints, new, timeout, docker)
+            drain_and_remove(running, new, timeout)
             raise _BatchFailedError(
                 f"new replicas {', '.join(new)} on {image} did not get into rotation: {error}"
             ) from error
         finally:
             result.started.extend(new)
-        result.stopped.extend(drain_and_remove(stack, endpoints, batch.replace, timeout, docker))
+        result.stopped.extend(drain_and_remove(running, batch.replace, timeout))
         created.extend(new)
         result.batch_seconds.append(time.monotonic() - batch_start)
 
 
-def _migrate(stack: Stack, image: str, docker: DockerClient) -> None:
+def _migrate(running: RunningStack, image: str) -> None:
     try:
-        run_migrations(stack, image, docker)
+        run_migrations(running, image)
     except DockerException as error:
         raise HactlError(
             f"migrations on {image} failed, nothing was changed: {error.stderr or error}",
@@ -117,7 +115,7 @@ def _migrate(stack: Stack, image: str, docker: DockerClient) -> None:
 
 
 def rollout(
-    stack: Stack,
+    running: RunningStack,
     image: str | None,
     build: bool,
     batch_size: int,
@@ -128,25 +126,21 @@ def rollout(
     validate_timeout(timeout)
     if bool(image) == build:
         raise InvalidInputError("give exactly one of --image TAG or --build")
-    docker = stack.docker()
     if image:
-        require_image(docker, image)
-    require_running(stack, docker)
-    require_no_label_drift(stack, docker, image)
-    endpoints = stack_endpoints(stack)
-    old = sorted(web_containers(stack, docker), key=container_number)
+        require_image(running.docker, image)
+    require_running(running)
+    require_no_label_drift(running, image)
+    old = sorted(web_containers(running), key=container_number)
     previous_image = old[0].config.image
-    target = build_web_image(stack, docker, previous_image) if build else str(image)
+    target = build_web_image(running.docker, previous_image) if build else str(image)
     result = RolloutResult(image=target, previous_image=previous_image)
     start = time.monotonic()
     if migrate:
-        _migrate(stack, target, docker)
+        _migrate(running, target)
     replaced: list[str] = []
     try:
         _replace(
-            stack,
-            endpoints,
-            docker,
+            running,
             [c.name for c in old],
             target,
             batch_size,
@@ -158,9 +152,7 @@ def rollout(
         try:
             if replaced:
                 _replace(
-                    stack,
-                    endpoints,
-                    docker,
+                    running,
                     replaced,
                     previous_image,
                     batch_size,
@@ -181,5 +173,5 @@ def rollout(
         ) from failure
     finally:
         result.seconds = time.monotonic() - start
-    record_state(stack, WEB_IMAGE=target, WEB_REPLICAS=str(len(old)))
+    record_state(running.stack, WEB_IMAGE=target, WEB_REPLICAS=str(len(old)))
     return result

@@ -8,18 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 
-from python_on_whales import DockerClient
-
-from hactl.stack.endpoints import Endpoints
-from hactl.stack.project import Stack
 from hactl.stack.replicas import Replica, collect_replicas, container_facts, web_containers
+from hactl.stack.running import RunningStack
 from hactl.waiting import WaitAbortedError, WaitResult, wait_for
 
 
-def current_replicas(
-    stack: Stack, endpoints: Endpoints, docker: DockerClient | None = None
-) -> list[Replica]:
-    return collect_replicas(stack, endpoints.traefik().server_states(), docker=docker)
+def current_replicas(running: RunningStack) -> list[Replica]:
+    return collect_replicas(running, running.traefik.server_states())
 
 
 def describe(replica: Replica) -> str:
@@ -41,15 +36,9 @@ def hopeless_replicas(names: Collection[str], by_name: Mapping[str, Replica]) ->
     return hopeless
 
 
-def wait_in_rotation(
-    stack: Stack,
-    endpoints: Endpoints,
-    names: Collection[str],
-    timeout: float,
-    docker: DockerClient | None = None,
-) -> WaitResult:
+def wait_in_rotation(running: RunningStack, names: Collection[str], timeout: float) -> WaitResult:
     def check() -> tuple[bool, str]:
-        by_name = {r.name: r for r in current_replicas(stack, endpoints, docker)}
+        by_name = {r.name: r for r in current_replicas(running)}
         missing = [n for n in names if n not in by_name or not by_name[n].in_rotation]
         detail = ", ".join(describe(by_name[n]) if n in by_name else f"{n}=gone" for n in missing)
         if hopeless := hopeless_replicas(names, by_name):
@@ -59,15 +48,9 @@ def wait_in_rotation(
     return wait_for(f"{len(names)} replica(s) in rotation", check, timeout)
 
 
-def wait_count_in_rotation(
-    stack: Stack,
-    endpoints: Endpoints,
-    count: int,
-    timeout: float,
-    docker: DockerClient | None = None,
-) -> WaitResult:
+def wait_count_in_rotation(running: RunningStack, count: int, timeout: float) -> WaitResult:
     def check() -> tuple[bool, str]:
-        replicas = current_replicas(stack, endpoints, docker)
+        replicas = current_replicas(running)
         ready = [r for r in replicas if r.in_rotation]
         not_ready = ", ".join(describe(r) for r in replicas if not r.in_rotation)
         done = len(ready) == count == len(replicas)
@@ -77,21 +60,12 @@ def wait_count_in_rotation(
 
 
 def wait_out_of_rotation(
-    stack: Stack,
-    endpoints: Endpoints,
-    names: Collection[str],
-    timeout: float,
-    docker: DockerClient | None = None,
+    running: RunningStack, names: Collection[str], timeout: float
 ) -> WaitResult:
-    docker = docker or stack.docker()
-    ips = {
-        c.name: set(container_facts(c).ips)
-        for c in web_containers(stack, docker)
-        if c.name in names
-    }
+    ips = {c.name: set(container_facts(c).ips) for c in web_containers(running) if c.name in names}
 
     def check() -> tuple[bool, str]:
-        receiving = endpoints.traefik().ips_receiving_traffic()
+        receiving = running.traefik.ips_receiving_traffic()
         still_up = sorted(name for name, addresses in ips.items() if addresses & receiving)
         return not still_up, ("still UP in Traefik: " + ", ".join(still_up)) if still_up else ""
 

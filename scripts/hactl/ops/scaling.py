@@ -15,9 +15,8 @@ from hactl.errors import HactlError
 from hactl.ops.draining import StoppedReplica, drain_and_remove
 from hactl.ops.preflight import require_no_label_drift, require_running
 from hactl.ops.rotation import current_replicas, wait_count_in_rotation
-from hactl.stack.endpoints import stack_endpoints
-from hactl.stack.project import Stack
 from hactl.stack.replicas import Replica
+from hactl.stack.running import RunningStack
 from hactl.stack.web_service import compose_scale_web, record_state
 from hactl.validation import validate_replica_count
 from hactl.waiting import WaitFailedError
@@ -38,23 +37,28 @@ def pick_victims(replicas: Sequence[Replica], count: int) -> list[str]:
     return [r.name for r in ranked[: max(len(replicas) - count, 0)]]
 
 
-def scale(stack: Stack, count: int, timeout: float) -> ScaleResult:
+def scale(running: RunningStack, count: int, timeout: float) -> ScaleResult:
     validate_replica_count(count)
-    docker = stack.docker()
-    require_running(stack, docker)
-    endpoints = stack_endpoints(stack)
+    require_running(running)
     start = time.monotonic()
-    current = current_replicas(stack, endpoints, docker)
+    current = current_replicas(running)
     removed: list[StoppedReplica] = []
     if count < len(current):
         victims = pick_victims(current, count)
-        removed = drain_and_remove(stack, endpoints, victims, timeout, docker)
+        try:
+            removed = drain_and_remove(running, victims, timeout)
+        except WaitFailedError as error:
+            raise HactlError(
+                f"could not drain {', '.join(victims)}: {error}",
+                "they were told to drain but none was removed; see `hactl status`, then scale "
+                "again (a drained replica stays out of rotation until it is removed)",
+            ) from error
     if count > len(current):
-        require_no_label_drift(stack, docker)
-    started = compose_scale_web(stack, count, docker=docker)
-    record_state(stack, WEB_REPLICAS=str(count))
+        require_no_label_drift(running)
+    started = compose_scale_web(running, count)
+    record_state(running.stack, WEB_REPLICAS=str(count))
     try:
-        wait_count_in_rotation(stack, endpoints, count, timeout, docker)
+        wait_count_in_rotation(running, count, timeout)
     except WaitFailedError as error:
         raise HactlError(
             f"scaled to {count} but not all replicas are in rotation: {error.detail}",

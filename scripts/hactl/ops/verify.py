@@ -13,12 +13,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import httpx
-from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
-from hactl.stack.endpoints import STICKY_COOKIE, Endpoints, stack_endpoints
-from hactl.stack.project import Stack, project_containers
+from hactl.stack.endpoints import STICKY_COOKIE, Endpoints
+from hactl.stack.project import project_containers
 from hactl.stack.replicas import Replica, collect_replicas
+from hactl.stack.running import RunningStack
 from hactl.stack.traefik_api import ServerState, TraefikApiError
 from hactl.waiting import WaitTimeoutError, wait_for
 
@@ -143,8 +143,9 @@ def check_readyz(endpoints: Endpoints) -> CheckResult:
     return CheckResult("/readyz through the LB", status == 200, f"HTTP {status}")
 
 
-def check_database(stack: Stack, docker: DockerClient) -> CheckResult:
-    containers = project_containers(docker, stack.project, "postgres")
+def check_database(running: RunningStack) -> CheckResult:
+    docker = running.docker
+    containers = project_containers(docker, running.project, "postgres")
     if not containers:
         return CheckResult("database reachable", False, "no running postgres container")
     try:
@@ -168,16 +169,15 @@ def prometheus_web_targets(targets: dict[str, object]) -> dict[str, str]:
     return result
 
 
-def check_prometheus(
-    stack: Stack, docker: DockerClient, endpoints: Endpoints, replicas: Sequence[Replica]
-) -> CheckResult | None:
+def check_prometheus(running: RunningStack, replicas: Sequence[Replica]) -> CheckResult | None:
     """Every replica an `up` target. A replica started seconds ago is found by DNS discovery
     and scraped within ~10 s (5 s refresh + 5 s interval), so this waits that long for it."""
-    if not project_containers(docker, stack.project, "prometheus"):
+    if not project_containers(running.docker, running.project, "prometheus"):
         return None
 
     def all_scraped() -> tuple[bool, str]:
-        response = httpx.get(endpoints.prometheus_url + "/api/v1/targets", timeout=HTTP_TIMEOUT)
+        url = running.endpoints.prometheus_url + "/api/v1/targets"
+        response = httpx.get(url, timeout=HTTP_TIMEOUT)
         health = prometheus_web_targets(response.json())
         bad = [
             f"{r.name}: {health.get(r.ip, 'not a target')}"
@@ -195,17 +195,16 @@ def check_prometheus(
     return CheckResult("Prometheus scrapes every replica", True, detail)
 
 
-def run_checks(stack: Stack, desired: int, tolerance: float) -> list[CheckResult]:
-    docker = stack.docker()
-    endpoints = stack_endpoints(stack)
+def run_checks(running: RunningStack, desired: int, tolerance: float) -> list[CheckResult]:
+    endpoints = running.endpoints
     try:
-        traefik = endpoints.traefik().server_states()
+        traefik = running.traefik.server_states()
     except TraefikApiError as error:
         traefik = {}
         api_failure: CheckResult | None = CheckResult("Traefik API", False, str(error))
     else:
         api_failure = None
-    replicas = collect_replicas(stack, traefik, docker=docker)
+    replicas = collect_replicas(running, traefik)
     steps: list[Callable[[], CheckResult | None]] = [
         lambda: api_failure,
         lambda: check_count(replicas, desired),
@@ -217,7 +216,7 @@ def run_checks(stack: Stack, desired: int, tolerance: float) -> list[CheckResult
         ),
         lambda: check_sticky(endpoints),
         lambda: check_readyz(endpoints),
-        lambda: check_database(stack, docker),
-        lambda: check_prometheus(stack, docker, endpoints, replicas),
+        lambda: check_database(running),
+        lambda: check_prometheus(running, replicas),
     ]
     return [result for step in steps if (result := step()) is not None]

@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from python_on_whales import Container, DockerClient
 from python_on_whales.exceptions import DockerException
 
-from hactl.stack.project import WEB_SERVICE, Stack, container_number, project_containers
+from hactl.stack.project import WEB_SERVICE, container_number, project_containers
+from hactl.stack.running import RunningStack
 from hactl.stack.traefik_api import ServerState
 
 VERSION_LABELS = ("org.opencontainers.image.version", "version")
@@ -145,18 +146,15 @@ def whoami_version(docker: DockerClient, container: str) -> str | None:
         return None
 
 
-def web_containers(stack: Stack, docker: DockerClient | None = None) -> list[Container]:
-    return project_containers(docker or stack.docker(), stack.project, WEB_SERVICE)
+def web_containers(running: RunningStack) -> list[Container]:
+    return project_containers(running.docker, running.project, WEB_SERVICE)
 
 
 def collect_replicas(
-    stack: Stack,
-    traefik: Mapping[str, ServerState],
-    probe_versions: bool = False,
-    docker: DockerClient | None = None,
+    running: RunningStack, traefik: Mapping[str, ServerState], probe_versions: bool = False
 ) -> list[Replica]:
-    docker = docker or stack.docker()
-    facts = [container_facts(c) for c in web_containers(stack, docker)]
+    docker = running.docker
+    facts = [container_facts(c) for c in web_containers(running)]
     versions: dict[str, str] = {}
     if probe_versions:
         for f in facts:

@@ -23,42 +23,40 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from python_on_whales import DockerClient
-
 from hactl.stack.envfile import update_env_file
 from hactl.stack.project import WEB_SERVICE, Stack, process_env, project_containers
+from hactl.stack.running import RunningStack
 
 MIGRATE_SERVICE = "migrate"
 STATE_HEADER = "written by hactl: what `hactl rollout` / `hactl scale` last set (keep it)"
 
 
-def web_names(docker: DockerClient, stack: Stack) -> set[str]:
-    return {c.name for c in project_containers(docker, stack.project, WEB_SERVICE)}
+def web_names(running: RunningStack) -> set[str]:
+    return {c.name for c in project_containers(running.docker, running.project, WEB_SERVICE)}
 
 
-def remove_stopped_web(docker: DockerClient, stack: Stack) -> list[str]:
+def remove_stopped_web(running: RunningStack) -> list[str]:
     """Remove exited/created `web` containers: Compose would restart them (old config and all)
     instead of creating new ones when asked for more replicas. They serve nothing."""
     stopped = [
         c
-        for c in project_containers(docker, stack.project, WEB_SERVICE, include_stopped=True)
+        for c in project_containers(
+            running.docker, running.project, WEB_SERVICE, include_stopped=True
+        )
         if c.state.status in ("exited", "created", "dead")
     ]
     if stopped:
-        docker.container.remove(stopped, force=True)
+        running.docker.container.remove(stopped, force=True)
     return [c.name for c in stopped]
 
 
-def compose_scale_web(
-    stack: Stack, count: int, image: str | None = None, docker: DockerClient | None = None
-) -> list[str]:
+def compose_scale_web(running: RunningStack, count: int, image: str | None = None) -> list[str]:
     """`up --no-recreate --no-deps --scale web=count`; returns the names of created containers."""
-    docker = docker or stack.docker()
-    remove_stopped_web(docker, stack)
-    before = web_names(docker, stack)
+    remove_stopped_web(running)
+    before = web_names(running)
     overrides: Mapping[str, str] = {"WEB_IMAGE": image} if image else {}
     with process_env({**overrides, "WEB_REPLICAS": str(count)}):
-        docker.compose.up(
+        running.docker.compose.up(
             services=[WEB_SERVICE],
             scales={WEB_SERVICE: count},
             detach=True,
@@ -69,25 +67,24 @@ def compose_scale_web(
             quiet=True,
             color=False,
         )
-    return sorted(web_names(docker, stack) - before)
+    return sorted(web_names(running) - before)
 
 
-def compose_services(stack: Stack, docker: DockerClient) -> set[str]:
-    model = docker.compose.config(return_json=True)
+def compose_services(running: RunningStack) -> set[str]:
+    model = running.docker.compose.config(return_json=True)
     return set(model.get("services", {})) if isinstance(model, dict) else set()
 
 
-def run_migrations(stack: Stack, image: str, docker: DockerClient | None = None) -> bool:
+def run_migrations(running: RunningStack, image: str) -> bool:
     """Run the one-shot `migrate` service on `image` (`run --rm --no-deps`); False if none.
 
     Migrations are expand-only and take an advisory lock, so running them while the old
     replicas serve is safe; the new image's replicas need them to pass /readyz.
     """
-    docker = docker or stack.docker()
-    if MIGRATE_SERVICE not in compose_services(stack, docker):
+    if MIGRATE_SERVICE not in compose_services(running):
         return False
     with process_env({"WEB_IMAGE": image}):
-        docker.compose.run(MIGRATE_SERVICE, remove=True, dependencies=False, tty=False)
+        running.docker.compose.run(MIGRATE_SERVICE, remove=True, dependencies=False, tty=False)
     return True
 
 

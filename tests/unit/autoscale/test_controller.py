@@ -59,7 +59,7 @@ def make(
     source, log, now = FakeSource(), io.StringIO(), [0.0]
     scaler = FakeScaler(source, fail)
     controller = Controller(
-        stack=None,  # type: ignore[arg-type]
+        running=None,  # type: ignore[arg-type]
         policy=POLICY,
         source=source,  # type: ignore[arg-type]
         metrics=AutoscalerMetrics(),
