@@ -9,13 +9,15 @@ from __future__ import annotations
 import secrets as pysecrets
 import socket
 import subprocess
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 from python_on_whales import Container, DockerClient
+
+from hactl.waiting import WaitFailedError, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 BASE_FILE = REPO / "docker-compose.yml"
@@ -24,6 +26,7 @@ MONITORING_FILE = REPO / "compose" / "monitoring.yml"
 IMAGES_ENV = REPO / ".env.images"
 SECRETS_DIR = REPO / "secrets"
 TEST_PROJECT_PREFIX = "chatest"
+T = TypeVar("T")
 # Whose containers a CI machine may remove: the project's own stacks (`make up-ha` uses PROJECT,
 # default compose-ha), the tests' compose projects (chatest-*, hx-* for image builds) and the
 # containers tests start with `docker run` (named chatest-*, or be-schema-* in the backend tests).
@@ -53,22 +56,17 @@ def ensure_secrets() -> None:
 
 
 def wait_for(
-    condition: Callable[[], object], timeout: float, what: str, interval: float = 0.25
-) -> object:
-    """Poll until `condition()` is truthy; fail the test with `what` at the deadline."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            result = condition()
-            if result:
-                return result
-        except Exception as exc:  # the condition may fail while the stack is settling
-            last_error = exc
-        time.sleep(interval)
-    raise AssertionError(
-        f"timed out after {timeout:.0f} s waiting for {what} (last error: {last_error})"
-    )
+    condition: Callable[[], T | None], timeout: float, what: str, interval: float = 0.25
+) -> T:
+    """Poll until `condition()` is truthy (hactl's one wait helper); fail the test at the deadline.
+
+    A condition that raises counts as "not yet" (its error is in the failure message); one that
+    raises WaitAbortedError ends the wait at once.
+    """
+    try:
+        return wait_until(what, condition, timeout, interval)
+    except WaitFailedError as error:
+        raise AssertionError(str(error)) from error
 
 
 @dataclass
@@ -179,7 +177,7 @@ class Stack:
             urls = {f"http://{self.container_ip(c)}:8000" for c in webs}
             return webs if len(webs) == n and urls == up else None
 
-        return wait_for(ready, timeout, f"{n} web replicas healthy and UP in Traefik")  # type: ignore[return-value]
+        return wait_for(ready, timeout, f"{n} web replicas healthy and UP in Traefik")
 
 
 def cleanup_test_projects(prefix: str = TEST_PROJECT_PREFIX) -> None:

@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 
 import pytest
 
+from hactl import waiting
 from hactl.ops.rotation import hopeless_replicas
 from hactl.stack.replicas import Replica
 from hactl.stack.traefik_api import ServerState
-from hactl.waiting import WaitAbortedError, WaitTimeoutError, wait_for
+from hactl.waiting import WaitAbortedError, WaitTimeoutError, wait_for, wait_until
+from tests.support.stack import wait_for as support_wait_for
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """A fake clock for hactl.waiting: sleeping advances it, nothing really waits."""
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    fake = SimpleNamespace(monotonic=lambda: now[0], sleep=sleep)
+    monkeypatch.setattr(waiting, "time", fake)
+    return now
 
 
 def sequence(*results: object) -> Iterator[object]:
@@ -70,3 +86,25 @@ def test_hopeless_replicas_are_gone_or_crash_looping() -> None:
         "w-5 crash-loops (3 restarts)",
         "w-6 exited",
     ]
+
+
+def test_wait_until_returns_the_conditions_result(clock: list[float]) -> None:
+    answers = iter([None, {}, {"event": "scaled"}])
+    assert wait_until("an event", lambda: next(answers), timeout=10) == {"event": "scaled"}
+
+
+def test_the_tests_wait_helper_is_hactls_and_fails_the_test_at_the_deadline(
+    clock: list[float],
+) -> None:
+    def broken() -> None:
+        raise ConnectionError("refused")
+
+    with pytest.raises(AssertionError, match=r"timed out after 3s waiting for the API.*refused"):
+        support_wait_for(broken, 3, "the API")
+
+    def aborted() -> None:
+        raise WaitAbortedError("the process exited 1")
+
+    with pytest.raises(AssertionError, match="the process exited 1"):
+        support_wait_for(aborted, 60, "an event")
+    assert clock[0] < 60  # ended at once, not at the deadline
