@@ -48,12 +48,14 @@ from hactl.errors import OPERATION_ERRORS, HactlError, InvalidInputError, descri
 from hactl.loadgen.generator import CONVERSATIONS_PATH, LoadConfig, WorkloadMix, run_load
 from hactl.ops.preflight import require_image, require_running
 from hactl.stack.endpoints import Endpoints
-from hactl.stack.project import Stack, container_number, project_containers
+from hactl.stack.project import RESULTS_DIR as PROJECT_RESULTS_DIR
+from hactl.stack.project import TRAEFIK_SERVICE, Stack, container_number, project_containers
 from hactl.stack.replicas import container_facts, web_containers, whoami_version
 from hactl.stack.running import RunningStack
 from hactl.validation import validate_replica_count
 
 SCHEMA = 1
+RESULTS_DIR = PROJECT_RESULTS_DIR / "bench"
 MEMORY_REPLICAS = 3  # memory under load is read with this many replicas (or the nearest count)
 
 
@@ -243,7 +245,7 @@ def _throughput_at(
     if with_direct:
         targets.insert(0, ("direct", _direct_url(running, names[0])))
     network = f"{running.project}_backend"
-    traefik = [c.name for c in project_containers(docker, running.project, "traefik")]
+    traefik = [c.name for c in project_containers(docker, running.project, TRAEFIK_SERVICE)]
     top = max(config.connections)
     results = []
     for kind in BenchKind:

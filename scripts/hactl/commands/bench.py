@@ -8,8 +8,14 @@ import typer
 
 from hactl import output
 from hactl.bench.report import evaluate_targets, markdown_targets, markdown_throughput
-from hactl.bench.runner import BenchConfig, run_bench
+from hactl.bench.runner import RESULTS_DIR, BenchConfig, run_bench
 from hactl.errors import InvalidInputError
+
+DEFAULT = BenchConfig()
+
+
+def _csv(values: tuple[int, ...]) -> str:
+    return ",".join(str(v) for v in values)
 
 
 def _ints(text: str, what: str) -> tuple[int, ...]:
@@ -25,20 +31,33 @@ def _ints(text: str, what: str) -> tuple[int, ...]:
 def bench(
     ctx: typer.Context,
     quick: bool = typer.Option(False, "--quick", help="the tiny configuration (about 2 minutes)"),
-    replicas: str | None = typer.Option(None, "--replicas", help="replica counts [1,3,5]"),
-    connections: str | None = typer.Option(
-        None, "--connections", help="wrk concurrency levels [2,8,32]; the highest is saturation"
+    # No defaults here: an option not given keeps BenchConfig's (or BenchConfig.quick()'s).
+    replicas: str | None = typer.Option(
+        None, "--replicas", help=f"replica counts [{_csv(DEFAULT.replicas)}]"
     ),
-    duration: float | None = typer.Option(None, "--duration", help="seconds per wrk run [8]"),
-    p99_budget: float | None = typer.Option(None, "--p99-budget-ms", help="p99 budget [50]"),
-    rate: float | None = typer.Option(None, "--rate", help="loadgen rate for latency [50]"),
+    connections: str | None = typer.Option(
+        None,
+        "--connections",
+        help=f"wrk concurrency levels [{_csv(DEFAULT.connections)}]; the highest is saturation",
+    ),
+    duration: float | None = typer.Option(
+        None, "--duration", help=f"seconds per wrk run [{DEFAULT.duration_s:g}]"
+    ),
+    p99_budget: float | None = typer.Option(
+        None, "--p99-budget-ms", help=f"p99 budget [{DEFAULT.p99_budget_ms:g}]"
+    ),
+    rate: float | None = typer.Option(
+        None, "--rate", help=f"loadgen rate for latency [{DEFAULT.latency_rate:g}]"
+    ),
     latency_duration: float | None = typer.Option(
-        None, "--latency-duration", help="seconds per latency run [10]"
+        None, "--latency-duration", help=f"seconds per latency run [{DEFAULT.latency_duration_s:g}]"
     ),
     rollouts: int | None = typer.Option(
-        None, "--rollouts", help="rollouts to time: 2 = to a new tag and back [2]"
+        None, "--rollouts", help=f"rollouts to time: 2 = to a new tag and back [{DEFAULT.rollouts}]"
     ),
-    timeout: float | None = typer.Option(None, "--timeout", help="seconds per scale step [120]"),
+    timeout: float | None = typer.Option(
+        None, "--timeout", help=f"seconds per scale step [{DEFAULT.timeout_s:g}]"
+    ),
     out: Path | None = typer.Option(
         None, "--out", help="result directory [<project dir>/results/bench]"
     ),
@@ -60,7 +79,7 @@ def bench(
         **{**base.as_dict(), **{k: v for k, v in overrides.items() if v is not None}}
     )
     stack = opts.stack()
-    outcome = run_bench(stack, config, out or stack.project_dir / "results" / "bench")
+    outcome = run_bench(stack, config, out or stack.project_dir / RESULTS_DIR)
     if opts.json:
         output.print_json(outcome.result)
         return

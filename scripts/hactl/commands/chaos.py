@@ -8,6 +8,7 @@ import typer
 
 from hactl import output
 from hactl.chaos.faults import FaultOptions
+from hactl.chaos.report import RESULTS_DIR
 from hactl.chaos.runner import (
     ChaosOptions,
     chaos_stack_from,
@@ -25,10 +26,17 @@ SCENARIO_HELP = "kill, crash, stop, pause, restart, db-restart, traefik-restart,
 def chaos(
     ctx: typer.Context,
     scenario: str = typer.Option(..., "--scenario", "-s", help=SCENARIO_HELP),
-    rate: float = typer.Option(100.0, "--rate", help="requests per second (open loop)"),
-    duration: float = typer.Option(30.0, "--duration", help="seconds of load per scenario"),
-    fault_at: float = typer.Option(5.0, "--fault-at", help="seconds into the load"),
-    pause: float = typer.Option(8.0, "--pause", help="pause: seconds the replica stays frozen"),
+    # Defaults are ChaosOptions' and FaultOptions' (defined once, python -m hactl.chaos too).
+    rate: float = typer.Option(ChaosOptions.rate, "--rate", help="requests per second (open loop)"),
+    duration: float = typer.Option(
+        ChaosOptions.duration_s, "--duration", help="seconds of load per scenario"
+    ),
+    fault_at: float = typer.Option(
+        ChaosOptions.fault_at_s, "--fault-at", help="seconds into the load"
+    ),
+    pause: float = typer.Option(
+        FaultOptions.pause_s, "--pause", help="pause: seconds the replica stays frozen"
+    ),
     target: str | None = typer.Option(
         None, "--target", help="replica container to hit [a random running one]"
     ),
@@ -48,7 +56,7 @@ def chaos(
         raise InvalidInputError("need --rate > 0, --duration > 0, 0 <= --fault-at < --duration")
     stack = opts.stack()
     require_running(RunningStack.connect(stack))
-    results_dir = out or stack.project_dir / "results" / "chaos"
+    results_dir = out or stack.project_dir / RESULTS_DIR
     template = ChaosOptions(
         scenario=scenarios[0],
         rate=rate,

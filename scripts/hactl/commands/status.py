@@ -7,7 +7,7 @@ import typer
 from hactl import output
 from hactl.commands.common import Options
 from hactl.ops.preflight import require_engine
-from hactl.stack.project import project_containers
+from hactl.stack.project import TRAEFIK_SERVICE, project_containers
 from hactl.stack.replicas import collect_replicas
 from hactl.stack.running import RunningStack
 from hactl.stack.traefik_api import TraefikApiError
@@ -30,7 +30,7 @@ def status(ctx: typer.Context) -> None:
         traefik, traefik_error = {}, str(error)
     replicas = collect_replicas(running, traefik, probe_versions=True)
     project = running.project
-    traefiks = len(project_containers(running.docker, project, "traefik"))
+    traefiks = len(project_containers(running.docker, project, TRAEFIK_SERVICE))
     if not replicas:
         output.fail(
             f"stack {project!r} is not running: no web replicas",

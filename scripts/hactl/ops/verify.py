@@ -16,7 +16,7 @@ import httpx
 from python_on_whales.exceptions import DockerException
 
 from hactl.stack.endpoints import STICKY_COOKIE, Endpoints
-from hactl.stack.project import project_containers
+from hactl.stack.project import POSTGRES_SERVICE, PROMETHEUS_SERVICE, project_containers
 from hactl.stack.replicas import Replica, collect_replicas
 from hactl.stack.running import RunningStack
 from hactl.stack.traefik_api import ServerState, TraefikApiError
@@ -145,7 +145,7 @@ def check_readyz(endpoints: Endpoints) -> CheckResult:
 
 def check_database(running: RunningStack) -> CheckResult:
     docker = running.docker
-    containers = project_containers(docker, running.project, "postgres")
+    containers = project_containers(docker, running.project, POSTGRES_SERVICE)
     if not containers:
         return CheckResult("database reachable", False, "no running postgres container")
     try:
@@ -172,7 +172,7 @@ def prometheus_web_targets(targets: dict[str, object]) -> dict[str, str]:
 def check_prometheus(running: RunningStack, replicas: Sequence[Replica]) -> CheckResult | None:
     """Every replica an `up` target. A replica started seconds ago is found by DNS discovery
     and scraped within ~10 s (5 s refresh + 5 s interval), so this waits that long for it."""
-    if not project_containers(running.docker, running.project, "prometheus"):
+    if not project_containers(running.docker, running.project, PROMETHEUS_SERVICE):
         return None
 
     def all_scraped() -> tuple[bool, str]:

@@ -32,7 +32,13 @@ from hactl.stack.envfile import read_env_file
 client_config.CACHE_VALIDITY_PERIOD = 1.0
 
 DEFAULT_PROJECT = "compose-ha"
+# The compose services hactl addresses (docker-compose*.yml, compose/monitoring.yml).
 WEB_SERVICE = "web"
+TRAEFIK_SERVICE = "traefik"
+POSTGRES_SERVICE = "postgres"
+PROMETHEUS_SERVICE = "prometheus"
+# Where verbs write their results, under the project directory.
+RESULTS_DIR = Path("results")
 DEFAULT_COMPOSE_FILES = ("docker-compose.yml", "docker-compose.ha.yml")
 ENV_ORDER_FILE = "compose/env-files"
 ROLLOUT_ENV_FILENAME = ".env.rollout"
