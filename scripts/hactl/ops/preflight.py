@@ -47,18 +47,18 @@ def require_image(docker: DockerClient, image: str) -> None:
         )
 
 
-def require_no_label_drift(stack: RunningStack, image: str | None = None) -> None:
+def require_no_label_drift(running: RunningStack, image: str | None = None) -> None:
     """Refuse to start replicas that Traefik could not merge with the running ones."""
-    running = [c for c in web_containers(stack) if c.state.running]
-    if not running:
+    serving = [c for c in web_containers(running) if c.state.running]
+    if not serving:
         return
     with process_env({"WEB_IMAGE": image} if image else {}):
-        model = stack.docker.compose.config(return_json=True)
+        model = running.docker.compose.config(return_json=True)
     service = model.get("services", {}).get(WEB_SERVICE, {}) if isinstance(model, dict) else {}
     labels = service.get("labels") or {}
     if isinstance(labels, list):  # compose may give ["key=value", ...]
         labels = dict(item.split("=", 1) for item in labels if "=" in item)
-    drift = traefik_label_drift(labels, running[0].config.labels or {})
+    drift = traefik_label_drift(labels, serving[0].config.labels or {})
     if drift:
         raise HactlError(
             "the compose files give new replicas other Traefik labels than the running ones; "
