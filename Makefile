@@ -7,7 +7,9 @@ VENV ?= .venv
 HACTL := $(VENV)/bin/hactl
 PYTEST := $(VENV)/bin/pytest
 # Later env files win: local image names, the user's settings, then what hactl rolled out.
-ENV_FILES = $(foreach f,.env.images .env .env.rollout,$(if $(wildcard $(f)),--env-file $(f)))
+# The order is defined once, in compose/env-files (hactl reads the same list).
+ENV_FILE_ORDER := $(shell grep -v '^\#' compose/env-files)
+ENV_FILES = $(foreach f,$(ENV_FILE_ORDER),$(if $(wildcard $(f)),--env-file $(f)))
 COMPOSE = docker compose -p $(PROJECT) $(ENV_FILES)
 BASE_FILES := -f docker-compose.yml
 # Monitoring starts with the HA stack unless MONITORING=0.

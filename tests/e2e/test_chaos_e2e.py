@@ -16,11 +16,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from hactl.chaos import ChaosOptions, ChaosStack, run_chaos, summary_line
-from hactl.chaos_analysis import BROWSER, COOKIELESS, FROZEN_P99_BOUND_S
-from hactl.chaos_faults import FaultOptions, Scenario
-from hactl.loadgen import WorkloadMix
-from hactl.traefik_api import TraefikApi
+from hactl.chaos.analysis import BROWSER, COOKIELESS, FROZEN_P99_BOUND_S
+from hactl.chaos.faults import FaultOptions, Scenario
+from hactl.chaos.runner import ChaosOptions, ChaosStack, run_chaos, summary_line
+from hactl.loadgen.generator import WorkloadMix
+from hactl.stack.traefik_api import TraefikApi
 from tests.support.stack import BASE_FILE, PEER_FILE, REPO, Stack, ha_files
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
