@@ -27,6 +27,7 @@ from python_on_whales import Container, DockerClient
 from rich.table import Table
 
 from hactl.chaos.analysis import (
+    BROWSER,
     FaultStep,
     Poll,
     browser_repin,
@@ -115,12 +116,12 @@ class ChaosOptions:
     fault_at_s: float = 5.0
     timeout_s: float = 5.0
     mix: WorkloadMix = field(default_factory=WorkloadMix)
-    clients: int = 20
+    clients: int = 21
     sticky: bool = False
     # A browser among the clients: this many of them share one sticky cookie (the rest send
     # none), and the fault is aimed at the replica that cookie pins (a fault on a random replica
     # misses what a pinned user sees).
-    browser_clients: int = 0
+    browser_clients: int = 7
     seed: int | None = None
     target: str | None = None  # container name; default: a random running replica
     settle_s: float = 3.0
@@ -528,9 +529,12 @@ def run_scenarios(
 def results_table(reports: Sequence[dict[str, Any]]) -> Table:
     table = Table(title="hactl chaos")
     columns = (
+        "stack",
         "scenario",
         "result",
         "failed",
+        "browser failed",
+        "over 3 s",
         "lost/dup writes",
         "removed after",
         "serving again after",
@@ -543,10 +547,14 @@ def results_table(reports: Sequence[dict[str, Any]]) -> Table:
     for report in reports:
         rotation = report.get("rotation") or {}
         checks = report["write_check"]
+        clients = report.get("clients") or {}
         table.add_row(
+            report["project"],
             report["scenario"],
             "[green]PASS[/green]" if report["passed"] else "[red]FAIL[/red]",
             f"{report['requests']['failed']}/{report['requests']['total']}",
+            _browser_failed(clients),
+            str(sum(kind["over_3s"] for kind in clients.values())),
             f"{checks.get('lost_count', '?')}/{checks.get('duplicated_count', '?')}",
             _seconds(rotation.get("traefik_removed_after_s")),
             _seconds(rotation.get("traefik_back_after_s") or rotation.get("served_again_after_s")),
@@ -555,6 +563,11 @@ def results_table(reports: Sequence[dict[str, Any]]) -> Table:
             report["files"]["json"],
         )
     return table
+
+
+def _browser_failed(clients: dict[str, Any]) -> str:
+    browser = clients.get(BROWSER)
+    return f"{browser['failed']}/{browser['total']}" if browser else "-"
 
 
 def _seconds(value: float | None) -> str:

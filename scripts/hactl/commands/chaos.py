@@ -8,6 +8,7 @@ import typer
 
 from hactl import output
 from hactl.chaos.faults import FaultOptions
+from hactl.chaos.peer import peer_stack
 from hactl.chaos.report import RESULTS_DIR
 from hactl.chaos.runner import (
     ChaosOptions,
@@ -15,12 +16,14 @@ from hactl.chaos.runner import (
     results_table,
     run_scenarios,
     scenarios_from,
+    service_containers,
 )
 from hactl.errors import OPERATION_ERRORS, HactlError, InvalidInputError
 from hactl.ops.preflight import require_running
+from hactl.stack.project import WEB_SERVICE
 from hactl.stack.running import RunningStack
 
-SCENARIO_HELP = "kill, crash, stop, pause, restart, db-restart, traefik-restart, or all"
+SCENARIO_HELP = "kill, crash, stop, pause, restart, disconnect, db-restart, traefik-restart, or all"
 
 
 def chaos(
@@ -41,6 +44,14 @@ def chaos(
         None, "--target", help="replica container to hit [a random running one]"
     ),
     sticky: bool = typer.Option(False, "--sticky", help="clients keep Traefik's sticky cookie"),
+    browser_clients: int = typer.Option(
+        ChaosOptions.browser_clients,
+        "--browser-clients",
+        help="clients that share one sticky cookie (a browser); the fault hits its replica",
+    ),
+    peer: bool = typer.Option(
+        False, "--peer", help="also run each scenario against a hand-tuned plain Traefik"
+    ),
     out: Path | None = typer.Option(
         None, "--out", help="report directory [<project dir>/results/chaos]"
     ),
@@ -54,6 +65,8 @@ def chaos(
         raise InvalidInputError(str(error)) from error
     if rate <= 0 or duration <= 0 or not 0 <= fault_at < duration:
         raise InvalidInputError("need --rate > 0, --duration > 0, 0 <= --fault-at < --duration")
+    if not 0 <= browser_clients < ChaosOptions.clients:
+        raise InvalidInputError(f"--browser-clients must be 0..{ChaosOptions.clients - 1}")
     stack = opts.stack()
     require_running(RunningStack.connect(stack))
     results_dir = out or stack.project_dir / RESULTS_DIR
@@ -64,11 +77,20 @@ def chaos(
         fault_at_s=fault_at,
         target=target,
         sticky=sticky,
+        browser_clients=browser_clients,
         faults=FaultOptions(pause_s=pause),
         results_dir=results_dir,
     )
     try:
         reports = run_scenarios(chaos_stack_from(stack), scenarios, template)
+        if peer:
+            handle = chaos_stack_from(stack)
+            replicas = len(service_containers(handle.docker, stack.project, WEB_SERVICE))
+            output.console.print(
+                f"==> the same scenarios against a plain Traefik ({replicas} replicas)"
+            )
+            with peer_stack(stack, replicas) as peer_handle:
+                reports += run_scenarios(peer_handle, scenarios, template)
     except OPERATION_ERRORS:
         raise
     except RuntimeError as error:  # the load could not start (loadgen's setup): not a bug

@@ -35,9 +35,13 @@ def test_pick_target_random_or_by_name() -> None:
         pick_target([], None, random.Random(0))
 
 
-def _report(scenario: str, failed: int) -> dict:
+def _report(scenario: str, failed: int, project: str = "demo") -> dict:
+    browser = {"total": 1000, "failed": failed // 2, "over_3s": 1}
+    cookieless = {"total": 2000, "failed": failed - failed // 2, "over_3s": 0}
     return {
+        "project": project,
         "scenario": scenario,
+        "clients": {"browser": browser, "cookieless": cookieless},
         "passed": failed == 0,
         "requests": {"failed": failed, "total": 3000},
         "write_check": {"lost_count": 0, "duplicated_count": 0},
@@ -49,10 +53,12 @@ def _report(scenario: str, failed: int) -> dict:
 
 
 def test_results_table_and_summary_line() -> None:
-    reports = [_report("kill", 0), _report("traefik-restart", 40)]
-    console = Console(width=250, record=True)
+    reports = [_report("kill", 0), _report("traefik-restart", 40), _report("kill", 4, "demo-peer")]
+    console = Console(width=300, record=True)
     console.print(results_table(reports))
     text = console.export_text()
     assert "kill" in text and "PASS" in text and "FAIL" in text and "6.25 s" in text
+    # The peer's row stands beside the project's, with the browser's own count.
+    assert "demo-peer" in text and "2/1000" in text
     line = summary_line(reports[0])
     assert "kill" in line and "failed 0/3000" in line and "removed 0.5 s" in line
