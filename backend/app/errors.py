@@ -31,8 +31,27 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
     return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
 
 
+def is_json(content_type: str | None) -> bool:
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+def _has_body(request: Request) -> bool:
+    length = request.headers.get("content-length", "0")
+    return "transfer-encoding" in request.headers or (length.isdigit() and int(length) > 0)
+
+
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     errors = exc.errors()
+    # FastAPI hands a body of another media type to validation as bytes ("not an object"):
+    # the truth is that it was not JSON at all.
+    body_errors = any(tuple(e.get("loc", ()))[:1] == ("body",) for e in errors)
+    if body_errors and _has_body(request) and not is_json(request.headers.get("content-type")):
+        return error_response(
+            415, "unsupported_media_type", "send the request body as application/json"
+        )
     details = [
         {"loc": _loc(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
         for e in errors
