@@ -58,7 +58,8 @@ def authenticate(authorization: str | None, tokens: Sequence[str]) -> str:
 async def require_principal(
     request: Request, _credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
 ) -> str:
-    """Route dependency: the principal, or 401. Marks the route as protected."""
+    """Route dependency: the principal, or 401. Through `_bearer` it marks the operation as
+    needing the token in the OpenAPI document, which `AuthenticateFirst` reads."""
     try:
         return authenticate(request.headers.get("authorization"), request.app.state.settings.tokens)
     except Unauthorized as exc:
