@@ -18,7 +18,7 @@ HA_FILES = -f docker-compose.yml -f docker-compose.ha.yml $(if $(filter 1,$(MONI
 PYTEST_ARGS ?=
 
 .PHONY: help bootstrap venv secrets airgap-images build up up-ha down clean ps logs \
-        status scale rollout verify audit chaos bench lint test test-unit
+        status scale rollout verify audit chaos bench bench-docs lint test test-unit
 
 help: ## list the verbs
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -86,6 +86,9 @@ chaos: venv ## every chaos scenario under load, with a table of results
 
 bench: venv ## benchmarks on the running HA stack, results in results/bench/
 	@$(HACTL) --project $(PROJECT) bench
+
+bench-docs: venv ## docs/benchmarks.md from docs/bench/latest.json (RESULT=results/bench/<ts>.json: adopt that run first)
+	@$(VENV)/bin/python scripts/bench_page.py $(if $(RESULT),--result $(RESULT))
 
 lint: venv ## ruff and hadolint
 	@$(VENV)/bin/ruff check .

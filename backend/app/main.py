@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 from fastapi import FastAPI
 from prometheus_fastapi_instrumentator import Instrumentator
 
-from app import errors, metrics, state
+from app import contract, errors, metrics, state
+from app.auth import AuthenticateFirst
 from app.db import Database
 from app.logging_setup import configure_logging
 from app.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        responses=contract.every_operation(),
     )
     app.state.settings = settings
     app.state.db = db
@@ -94,8 +96,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (health, info, chat, work):
         app.include_router(module.router)
 
-    # Middleware order, outermost first: request id/access log -> instrumentator -> body limit.
+    # Middleware order, outermost first: request id/access log -> instrumentator -> auth ->
+    # body limit. Auth before the body limit: an unauthenticated body is never read.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(AuthenticateFirst, openapi=app.openapi, tokens=settings.tokens)
     Instrumentator(excluded_handlers=["/metrics"], should_group_untemplated=True).instrument(app)
     app.add_middleware(RequestContextMiddleware, replica_id=settings.replica_id)
     return app

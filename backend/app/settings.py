@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     api_tokens_file: str | None = None
 
     max_body_bytes: int = 65536
-    max_message_chars: int = 8000
+    max_message_chars: int = 5000  # x12 (JSON escapes) fits MAX_BODY_BYTES
     max_title_chars: int = 200
     work_max_cpu_ms: int = 2000
     retry_after_seconds: int = 1
