@@ -51,7 +51,9 @@ class Settings(BaseSettings):
     db_acquire_timeout: float = 2.0
     # One deadline for all of a request's database work (acquire, connect, every query): a
     # missing database is a 503 well before Traefik's response-header timeout, never a hang.
-    db_request_deadline: float = 1.0
+    # Below PINNED_RESPONSE_TIMEOUT (400 ms), so the replica that got the request answers it
+    # instead of Traefik sending it to a second replica that would wait for the same database.
+    db_request_deadline: float = 0.35
     # Simulated model latency of POST /api/v1/chat (a real chat backend waits on a model).
     assistant_latency_ms: int = Field(0, ge=0, le=60000)
     ready_db_timeout: float = 1.0
