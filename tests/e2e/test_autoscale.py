@@ -43,7 +43,12 @@ CPU_RATE, CPU_MS = 10.0, 25
 # A CPU-heavy request on 2 cores shared with other stacks can take longer than the stack's 1.5 s
 # response-header budget for the API (a 504, then the replica is marked down): this stack gives
 # Traefik 5 s, a per-deployment setting (BACKEND_RESPONSE_HEADER_TIMEOUT) for slow endpoints.
-STACK_ENV = {"WEB_REPLICAS": "3", "BACKEND_RESPONSE_HEADER_TIMEOUT": "5s"}
+STACK_ENV = {
+    "WEB_REPLICAS": "3",
+    "BACKEND_RESPONSE_HEADER_TIMEOUT": "5s",
+    # The pinned attempt too, or every slow burn would also be sent to a second replica.
+    "PINNED_RESPONSE_TIMEOUT": "5s",
+}
 LIGHT_RATE = 10.0  # GETs kept running while the controller scales back down
 SCALE_UP_TIMEOUT = 180.0
 SCALE_DOWN_TIMEOUT = 240.0
