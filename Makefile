@@ -81,8 +81,8 @@ verify: venv ## pass/fail checks of the running stack
 audit: ## security checks of the running HA stack, one pass/fail line each (PROJECT)
 	@PROJECT=$(PROJECT) python3 scripts/audit.py
 
-chaos: venv ## every chaos scenario under load, with a table of results
-	@$(HACTL) --project $(PROJECT) chaos --scenario all
+chaos: venv ## every chaos scenario under load, beside a hand-tuned plain Traefik (CHAOS_ARGS=...)
+	@$(HACTL) --project $(PROJECT) chaos --scenario all --peer $(CHAOS_ARGS)
 
 bench: venv ## benchmarks on the running HA stack, results in results/bench/
 	@$(HACTL) --project $(PROJECT) bench
