@@ -7,7 +7,6 @@ compose after `.env.images`, so several stacks can run on one engine without tou
 from __future__ import annotations
 
 import secrets as pysecrets
-import socket
 import subprocess
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from typing import TypeVar
 import httpx
 from python_on_whales import Container, DockerClient
 
+from hactl.stack.endpoints import free_port
 from hactl.waiting import WaitFailedError, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,12 +45,6 @@ PORT_VARS = (
     "ALERTMANAGER_PORT",
     "GRAFANA_PORT",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def ensure_secrets() -> None:

@@ -8,7 +8,6 @@ a shared machine.
 
 from __future__ import annotations
 
-import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +16,7 @@ from pathlib import Path
 from python_on_whales import DockerClient
 
 from hactl.chaos.runner import ChaosStack
-from hactl.stack.endpoints import stack_endpoints
+from hactl.stack.endpoints import free_port, stack_endpoints
 from hactl.stack.project import Stack
 from hactl.stack.traefik_api import (
     ServerState,
@@ -30,12 +29,6 @@ from hactl.waiting import wait_until
 
 PEER_COMPOSE_FILE = Path("compose/peer/plain-traefik.yml")
 PEER_SUFFIX = "-peer"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def peer_env(replicas: int, extra: dict[str, str] | None = None) -> dict[str, str]:

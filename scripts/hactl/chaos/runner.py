@@ -65,6 +65,7 @@ from hactl.loadgen.generator import (
     write_records,
 )
 from hactl.loadgen.write_check import WriteCheck, check_write_set, fetch_stored_writes
+from hactl.stack.endpoints import STICKY_COOKIE
 from hactl.stack.project import Stack, project_containers
 from hactl.stack.traefik_api import (
     WEB_SERVICE_NAME,
@@ -135,9 +136,6 @@ class ChaosOptions:
 def service_containers(docker: DockerClient, project: str, service: str) -> list[Container]:
     """Running containers of one compose service, by container number."""
     return sorted(project_containers(docker, project, service), key=lambda c: c.name)
-
-
-STICKY_COOKIE = "ha_sticky"
 
 
 def pin_browser(handle: ChaosStack, attempts: int = 20) -> tuple[dict[str, str], str]:

@@ -7,6 +7,7 @@ hactl always talks to 127.0.0.1: the stack publishes its ports there.
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,13 @@ from hactl.stack.traefik_api import TraefikApi
 
 HOST = "127.0.0.1"
 STICKY_COOKIE = "ha_sticky"
+
+
+def free_port() -> int:
+    """A port nothing listens on at 127.0.0.1 now, for a stack started beside others."""
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
 
 
 def _read_secret(path: Path) -> str:
