@@ -443,7 +443,9 @@ def test_metrics_are_summed_over_workers(stack: Stack, anon: httpx.Client) -> No
         pids[r.json()["pid"]] = pids.get(r.json()["pid"], 0) + 1
         sent += 1
     assert len(pids) == 2, f"only one worker answered {sent} requests: {pids}"
-    assert whoami_count(anon) - before == sent
+    # The instrumentator counts a request once its response has gone out, so the last one may
+    # be counted a moment after the client has it: poll until every request is counted.
+    wait_for(lambda: whoami_count(anon) - before == sent, 10, f"{sent} whoami requests counted")
 
     text = anon.get("/metrics").text
     container = web_container(stack)
