@@ -12,8 +12,12 @@ from app.logging_setup import pick_request_id, request_id_var
 from app.metrics import IN_FLIGHT
 
 access_log = logging.getLogger("app.access")
-# Probes hit every replica every second: keep them out of the INFO access log.
-QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+# Probes hit every replica several times a second (Traefik and Docker): keep them out of the
+# INFO access log.
+QUIET_PATHS = frozenset({"/healthz", "/readyz", "/readyz/routing", "/metrics"})
+
+
+CLIENT_CLOSED = 499
 
 
 class RequestContextMiddleware:
@@ -36,7 +40,9 @@ class RequestContextMiddleware:
                 break
         request_id = pick_request_id(incoming)
         token = request_id_var.set(request_id)
-        status = 500
+        # No response started: the client went away first (logged as nginx's 499), unless an
+        # error escapes (500).
+        status = CLIENT_CLOSED
         started = time.perf_counter()
 
         async def send_with_id(message: Message) -> None:
@@ -52,6 +58,10 @@ class RequestContextMiddleware:
         IN_FLIGHT.inc()
         try:
             await self.app(scope, receive, send_with_id)
+        except BaseException:
+            if status == CLIENT_CLOSED:
+                status = 500
+            raise
         finally:
             IN_FLIGHT.dec()
             path = scope.get("path", "")

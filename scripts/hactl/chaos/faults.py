@@ -50,7 +50,7 @@ class Scenario(StrEnum):
 
 @dataclass(frozen=True)
 class FaultOptions:
-    pause_s: float = 8.0
+    pause_s: float = 15.0
     disconnect_s: float = 10.0
     # `docker kill` and `docker stop` leave the replica stopped (a stop by hand is never
     # restarted by the engine); hactl starts it again after this long to measure the rejoin.
