@@ -19,6 +19,7 @@ from hactl.preflight import require_engine
 from hactl.replicas import collect_replicas
 from hactl.rollout import rollout as run_rollout
 from hactl.scaling import scale as run_scale
+from hactl.selfheal.cli import app as selfheal_app
 from hactl.stack import Stack, discover_stack, project_containers
 from hactl.traefik_api import TraefikApiError
 from hactl.verify import run_checks
@@ -292,3 +293,4 @@ def autoscale(
 
 app.command("bench")(bench_command)
 app.command("chaos")(chaos_command)
+app.add_typer(selfheal_app, name="selfheal")

@@ -30,6 +30,7 @@ from hactl.preflight import require_image, require_no_label_drift, require_runni
 from hactl.replicas import web_containers
 from hactl.rollout_plan import plan_rollout
 from hactl.rotation import wait_in_rotation
+from hactl.selfheal.record import holds_operation_lease
 from hactl.stack import WEB_SERVICE, Stack, container_number, process_env
 from hactl.validation import validate_batch_size, validate_timeout
 from hactl.waiting import WaitFailedError
@@ -116,6 +117,7 @@ def _migrate(stack: Stack, image: str, docker: DockerClient) -> None:
         ) from error
 
 
+@holds_operation_lease("hactl rollout")  # the self-healing controller stands off meanwhile
 def rollout(
     stack: Stack,
     image: str | None,

@@ -17,6 +17,7 @@ from hactl.errors import HactlError
 from hactl.preflight import require_no_label_drift, require_running
 from hactl.replicas import Replica
 from hactl.rotation import current_replicas, wait_count_in_rotation
+from hactl.selfheal.record import holds_operation_lease
 from hactl.stack import Stack
 from hactl.validation import validate_replica_count
 from hactl.waiting import WaitFailedError
@@ -38,6 +39,7 @@ def pick_victims(replicas: Sequence[Replica], count: int) -> list[str]:
     return [r.name for r in ranked[: max(len(replicas) - count, 0)]]
 
 
+@holds_operation_lease("hactl scale")  # the self-healing controller stands off meanwhile
 def scale(stack: Stack, count: int, timeout: float) -> ScaleResult:
     validate_replica_count(count)
     docker = stack.docker()
