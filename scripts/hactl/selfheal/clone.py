@@ -20,6 +20,10 @@ LABEL_NUMBER = "com.docker.compose.container-number"
 LABEL_CLONED_FROM = "io.compose-ha.selfheal.cloned-from"
 # Per-container values of the sibling that must not be copied.
 CONFIG_DROP = ("Hostname",)
+# Values the engine filled in by default rather than Compose: left to the engine again. The
+# cgroup namespace mode is "host" by default on cgroup v1 hosts, and the socket proxy refuses any
+# create that asks for a host namespace.
+HOST_CONFIG_DEFAULTS = ("CgroupnsMode",)
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,8 @@ def clone_request(template: dict[str, Any], name: str, number: int) -> ClonePlan
     labels[LABEL_CLONED_FROM] = template["Name"].lstrip("/")
     config["Labels"] = labels
     host_config = copy.deepcopy(template["HostConfig"])
+    for key in HOST_CONFIG_DEFAULTS:
+        host_config.pop(key, None)
     template_names = {template["Name"].lstrip("/"), template["Id"][:12], template["Id"]}
     networks: dict[str, Any] = template.get("NetworkSettings", {}).get("Networks") or {}
     primary = host_config.get("NetworkMode") or next(iter(networks), "")

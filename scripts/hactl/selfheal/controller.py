@@ -104,6 +104,7 @@ class Controller:
             started=self._started_at(c),
             ip=net.get("IPAddress") or None,
             healthy="(healthy)" in (c.get("Status") or ""),
+            starting="(health: starting)" in (c.get("Status") or ""),
         )
 
     def observe(self) -> Observation:

@@ -58,6 +58,9 @@ class Replica:
     started: float | None  # unix time of the last start, None if never started
     ip: str | None = None
     healthy: bool = False
+    # Docker health "starting": still booting. Like a Kubernetes startupProbe, liveness waits
+    # (Docker ends "starting" by itself: healthy, or unhealthy after the start period).
+    starting: bool = False
 
 
 @dataclass(frozen=True)
@@ -153,6 +156,8 @@ def probe_due(replica: Replica, now: float, state: ControllerState, cfg: SelfHea
     if replica.state not in LIVE_STATES or replica.ip is None:
         return False
     if replica.started is None or now - replica.started < cfg.liveness_initial_delay:
+        return False
+    if replica.starting:
         return False
     track = state.liveness.get(replica.id)
     return track is None or now - track.last_probe >= cfg.liveness_period
