@@ -9,7 +9,8 @@ each scenario asserts 0 failed requests and a clean write set. In order:
 3. `docker rm -f`: a replacement under the same name is in rotation within 10 s;
 4. `docker pause` (frozen): restarted by the liveness probe before the 60 s pause would end;
 5. the pause switch (`hactl selfheal pause`): a killed replica stays down until `resume`;
-6. `make down`: nothing is started again while or after the stack goes down.
+6. `hactl scale 4` then `3`: the controller stands off (hactl's lease), nothing is recreated;
+7. `make down`: nothing is started again while or after the stack goes down.
 
 Different replicas take the kill, the removal and the pause, so that no scenario waits for the
 back-off of an earlier one. Run with `pytest -s` for the timings.
@@ -133,7 +134,7 @@ def hactl(stack: Stack, *args: str) -> str:
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=300,
     )
     assert out.returncode == 0, out.stderr
     return out.stdout
@@ -272,6 +273,26 @@ def test_pause_switch_holds_until_resume(stack: Stack) -> None:
     wait_for(lambda: in_rotation(stack, name), 60, f"{name} back after resume")
     (action,) = actions_on(stack, name, since)
     assert (action["event"], action["reason"]) == ("start", "exited")
+
+
+def test_hactl_scale_down_is_not_fought(stack: Stack) -> None:
+    """`hactl scale` stops and removes replicas before it records the smaller count: without its
+    lease the controller would start the drained replica again, then recreate it."""
+    since = time.time()
+    hactl(stack, "scale", "4")
+    assert len(stack.containers("web")) == 4
+    hactl(stack, "scale", "3")
+    holds = [
+        e for e in events(stack)
+        if e["event"] == "hold" and e["reason"] == "lease" and event_time(e) >= since
+    ]  # fmt: skip
+    assert holds and all(e["detail"].startswith("hactl scale (pid ") for e in holds), holds
+    # A few syncs after the lease ended: the recorded count (3) is kept, nothing was touched.
+    time.sleep(3)
+    assert len(stack.containers("web", all_states=True)) == 3
+    assert [e for e in events(stack) if e["event"] in ("start", "create", "restart")
+            and event_time(e) >= since] == []  # fmt: skip
+    assert "WEB_REPLICAS=3" in record(stack).read_text()
 
 
 def test_make_down_brings_nothing_back(stack: Stack) -> None:
