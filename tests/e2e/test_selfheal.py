@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 import pytest
 from python_on_whales import Container, DockerClient
-from python_on_whales.exceptions import NoSuchContainer
+from python_on_whales.exceptions import DockerException, NoSuchContainer
 
 from tests.support.load import BackgroundLoad, failures
 from tests.support.stack import REPO, Stack, ha_files, wait_for
@@ -56,8 +56,16 @@ def stack(docker_engine: DockerClient) -> Iterator[Stack]:
     stack.write_env()
     try:
         stack.docker.compose.build(["selfheal"])  # this checkout's controller (cached layers)
-        stack.up(timeout=240)
-        stack.wait_in_rotation(3, timeout=120)
+        try:
+            stack.up(timeout=240)
+        except DockerException as error:
+            # `up --wait` gives up at the first failed health check of a replica; on a host
+            # starved of CPU (shared CI) the next one passes. The stack must still be in
+            # rotation below, within the deadline, or the test fails.
+            if "is unhealthy" not in str(error):
+                raise
+            print(f"\nup --wait: {error}; waiting for the replicas to turn healthy")
+        stack.wait_in_rotation(3, timeout=180)
         yield stack
     finally:
         stack.down()
@@ -144,6 +152,22 @@ def firing_alerts(stack: Stack, name: str) -> list[dict[str, Any]]:
     url = f"http://127.0.0.1:{stack.port('PROMETHEUS_PORT')}/api/v1/alerts"
     alerts = httpx.get(url, timeout=5).json()["data"]["alerts"]
     return [a for a in alerts if a["labels"]["alertname"] == name and a["state"] == "firing"]
+
+
+def test_controller_runs_unprivileged_without_the_docker_socket(stack: Stack) -> None:
+    (controller,) = stack.containers("selfheal")
+    assert not [m for m in controller.mounts if "docker.sock" in (m.source or "")]
+    assert all(m.rw is False for m in controller.mounts), controller.mounts
+    assert set(controller.network_settings.networks) == {
+        f"{stack.project}_backend",
+        f"{stack.project}_selfheal-api",
+    }
+    assert controller.config.user == "65534:65534"
+    assert controller.host_config.readonly_rootfs is True
+    assert not controller.host_config.port_bindings
+    assert [c.removeprefix("CAP_") for c in controller.host_config.cap_drop] == ["ALL"]
+    started = [e for e in events(stack) if e["event"] == "started"]
+    assert started and started[-1]["docker_host"] == "tcp://selfheal-proxy:2375"
 
 
 def test_three_kills_in_a_row_back_off_and_alert(stack: Stack) -> None:
