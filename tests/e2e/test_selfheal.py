@@ -186,7 +186,6 @@ def test_three_kills_in_a_row_back_off_and_alert(stack: Stack) -> None:
                 f"restart {kill} of {name}",
             )
         wait_for(lambda: in_rotation(stack, name), 60, f"{name} back in rotation")
-    assert_no_failures(load)
     starts = actions_on(stack, name, since)
     assert [(e["event"], e["reason"], e["restarts_in_window"]) for e in starts] == [
         ("start", "exited", 1),
@@ -203,6 +202,8 @@ def test_three_kills_in_a_row_back_off_and_alert(stack: Stack) -> None:
         lambda: firing_alerts(stack, "SelfHealRestartLoop"), 90, "SelfHealRestartLoop firing"
     )
     assert {a["labels"]["replica"] for a in alerts} == {name}, alerts  # type: ignore[union-attr]
+    # Last, so that a run on a starved host still shows what the controller did.
+    assert_no_failures(load)
 
 
 def test_killed_replica_is_started_and_in_rotation_within_10s(stack: Stack) -> None:
@@ -213,16 +214,18 @@ def test_killed_replica_is_started_and_in_rotation_within_10s(stack: Stack) -> N
     with BackgroundLoad(stack, rate=RATE, duration_s=20) as load:
         load.wait_until(3)
         stack.docker.container.kill(name)  # Exited (137): a manual stop for the engine
-        killed = time.monotonic()
+        killed, killed_wall = time.monotonic(), time.time()
         wait_for(lambda: in_rotation(stack, name), 60, f"{name} back in rotation")
         back = time.monotonic() - killed
-    print(f"\ndocker kill: back in rotation after {back:.1f} s")
-    assert_no_failures(load)
     (action,) = actions_on(stack, name, since)
+    acted = event_time(action) - killed_wall
+    print(f"\ndocker kill: started after {acted:.1f} s, back in rotation after {back:.1f} s")
     assert (action["event"], action["reason"]) == ("start", "exited")
     after = container(stack, name)
     assert after is not None and after.id == before.id  # the same container, started again
     assert back <= IN_ROTATION_BUDGET, f"back in rotation after {back:.1f} s"
+    # Last, so that a run on a starved host still shows what the controller did.
+    assert_no_failures(load)
 
 
 def test_removed_replica_is_replaced_and_in_rotation_within_10s(stack: Stack) -> None:
@@ -233,12 +236,12 @@ def test_removed_replica_is_replaced_and_in_rotation_within_10s(stack: Stack) ->
     with BackgroundLoad(stack, rate=RATE, duration_s=20) as load:
         load.wait_until(3)
         stack.docker.container.remove(name, force=True)
-        removed = time.monotonic()
+        removed, removed_wall = time.monotonic(), time.time()
         wait_for(lambda: in_rotation(stack, name), 60, f"a replacement {name} in rotation")
         back = time.monotonic() - removed
-    print(f"\ndocker rm -f: replacement in rotation after {back:.1f} s")
-    assert_no_failures(load)
     (action,) = actions_on(stack, name, since)
+    acted = event_time(action) - removed_wall
+    print(f"\ndocker rm -f: replacement started after {acted:.1f} s, in rotation after {back:.1f} s")
     assert (action["event"], action["reason"]) == ("create", "missing")
     after = container(stack, name)
     assert after is not None and after.id != before.id
@@ -249,6 +252,8 @@ def test_removed_replica_is_replaced_and_in_rotation_within_10s(stack: Stack) ->
         assert labels[key] == old[key], key
     assert len(stack.containers("web")) == 3
     assert back <= IN_ROTATION_BUDGET, f"in rotation after {back:.1f} s"
+    # Last, so that a run on a starved host still shows what the controller did.
+    assert_no_failures(load)
 
 
 def test_frozen_replica_is_restarted_by_the_liveness_probe(stack: Stack) -> None:
@@ -269,7 +274,6 @@ def test_frozen_replica_is_restarted_by_the_liveness_probe(stack: Stack) -> None
         wait_for(lambda: in_rotation(stack, name), 60, f"{name} back in rotation")
         recovered = time.monotonic() - paused
     print(f"\ndocker pause: restarted after {restarted:.1f} s, in rotation after {recovered:.1f} s")
-    assert_no_failures(load)
     assert action["reason"] == "liveness"
     failed = [
         e for e in events(stack)
@@ -278,6 +282,8 @@ def test_frozen_replica_is_restarted_by_the_liveness_probe(stack: Stack) -> None
     assert [e["failures"] for e in failed][-3:] == [1, 2, 3], failed
     # Recovered by the controller while the 60 s pause was still on (nobody unpaused it).
     assert recovered < 60, f"recovered after {recovered:.1f} s"
+    # Last, so that a run on a starved host still shows what the controller did.
+    assert_no_failures(load)
 
 
 def test_pause_switch_holds_until_resume(stack: Stack) -> None:
