@@ -241,7 +241,7 @@ def test_removed_replica_is_replaced_and_in_rotation_within_10s(stack: Stack) ->
         back = time.monotonic() - removed
     (action,) = actions_on(stack, name, since)
     acted = event_time(action) - removed_wall
-    print(f"\ndocker rm -f: replacement started after {acted:.1f} s, in rotation after {back:.1f} s")
+    print(f"\ndocker rm -f: replaced after {acted:.1f} s, in rotation after {back:.1f} s")
     assert (action["event"], action["reason"]) == ("create", "missing")
     after = container(stack, name)
     assert after is not None and after.id != before.id
