@@ -176,7 +176,7 @@ def test_controller_runs_unprivileged_without_the_docker_socket(stack: Stack) ->
 def test_three_kills_in_a_row_back_off_and_alert(stack: Stack) -> None:
     name = replica_name(stack, 1)
     since = time.time()
-    with BackgroundLoad(stack, rate=RATE, duration_s=55) as load:
+    with BackgroundLoad(stack, rate=RATE, duration_s=45) as load:
         load.wait_until(2)
         for kill in range(1, 4):
             stack.docker.container.kill(name)
@@ -260,7 +260,7 @@ def test_removed_replica_is_replaced_and_in_rotation_within_10s(stack: Stack) ->
 def test_frozen_replica_is_restarted_by_the_liveness_probe(stack: Stack) -> None:
     name = replica_name(stack, 1)
     since = time.time()
-    with BackgroundLoad(stack, rate=RATE, duration_s=60) as load:
+    with BackgroundLoad(stack, rate=RATE, duration_s=45) as load:
         load.wait_until(3)
         # The cgroup freezer can refuse while the replica is busy: a few attempts.
         wait_for(lambda: stack.docker.container.pause(name) or True, 10, f"docker pause {name}", 1)
