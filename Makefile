@@ -12,9 +12,10 @@ ENV_FILE_ORDER := $(shell grep -v '^\#' compose/env-files)
 ENV_FILES = $(foreach f,$(ENV_FILE_ORDER),$(if $(wildcard $(f)),--env-file $(f)))
 COMPOSE = docker compose -p $(PROJECT) $(ENV_FILES)
 BASE_FILES := -f docker-compose.yml
-# Monitoring starts with the HA stack unless MONITORING=0.
+# Monitoring and self-healing start with the HA stack unless MONITORING=0 / SELFHEAL=0.
 MONITORING ?= 1
-HA_FILES = -f docker-compose.yml -f docker-compose.ha.yml $(if $(filter 1,$(MONITORING)),$(if $(wildcard compose/monitoring.yml),-f compose/monitoring.yml))
+SELFHEAL ?= 1
+HA_FILES = -f docker-compose.yml -f docker-compose.ha.yml $(if $(filter 1,$(MONITORING)),$(if $(wildcard compose/monitoring.yml),-f compose/monitoring.yml)) $(if $(filter 1,$(SELFHEAL)),$(if $(wildcard compose/selfheal.yml),-f compose/selfheal.yml))
 PYTEST_ARGS ?=
 
 .PHONY: help bootstrap venv secrets airgap-images build up up-ha down clean ps logs \
@@ -46,7 +47,9 @@ up: bootstrap ## single replica + PostgreSQL; web on 127.0.0.1:8000 (WEB_PORT)
 	@$(COMPOSE) $(BASE_FILES) up -d --wait --remove-orphans
 	@echo "web:  http://127.0.0.1:$${WEB_PORT:-8000}/api/v1/whoami"
 
-up-ha: bootstrap ## Traefik + 3 replicas (WEB_REPLICAS) + monitoring (MONITORING=0: without)
+up-ha: bootstrap ## Traefik + 3 replicas (WEB_REPLICAS) + monitoring + self-healing (MONITORING=0, SELFHEAL=0: without)
+	@# The controller's image is built from this checkout (cached layers: seconds when unchanged).
+	@if [ "$(SELFHEAL)" = 1 ] && [ -f compose/selfheal.yml ]; then $(COMPOSE) $(HA_FILES) build -q selfheal; fi
 	@$(COMPOSE) $(HA_FILES) up -d --wait --remove-orphans
 	@echo "service:    http://127.0.0.1:$${HTTP_PORT:-80}/api/v1/whoami  (https on $${HTTPS_PORT:-443})"
 	@echo "dashboard:  http://127.0.0.1:$${TRAEFIK_API_PORT:-8080}/dashboard/  (admin / secrets/dashboard_password)"

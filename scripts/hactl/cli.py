@@ -15,6 +15,7 @@ from hactl.commands.rollout import rollout
 from hactl.commands.scale import scale
 from hactl.commands.status import status
 from hactl.commands.verify import verify
+from hactl.selfheal.cli import app as selfheal_app
 
 app = typer.Typer(
     help="Operate a compose-ha stack: status, scale, rollout, verify.",
@@ -56,3 +57,4 @@ def main(
 
 for verb in (status, scale, rollout, verify, autoscale, bench, chaos):
     app.command(verb.__name__)(with_error_policy(verb))
+app.add_typer(selfheal_app, name="selfheal")

@@ -28,6 +28,7 @@ from hactl.ops.draining import StoppedReplica, drain_and_remove
 from hactl.ops.preflight import require_image, require_no_label_drift, require_running
 from hactl.ops.rollout_plan import plan_rollout
 from hactl.ops.rotation import wait_in_rotation
+from hactl.selfheal.record import holds_operation_lease
 from hactl.stack.project import WEB_SERVICE, container_number, process_env
 from hactl.stack.replicas import web_containers
 from hactl.stack.running import RunningStack
@@ -114,6 +115,7 @@ def _migrate(running: RunningStack, image: str) -> None:
         ) from error
 
 
+@holds_operation_lease("hactl rollout")  # the self-healing controller stands off meanwhile
 def rollout(
     running: RunningStack,
     image: str | None,

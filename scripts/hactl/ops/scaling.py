@@ -15,6 +15,7 @@ from hactl.errors import HactlError
 from hactl.ops.draining import StoppedReplica, drain_and_remove
 from hactl.ops.preflight import require_no_label_drift, require_running
 from hactl.ops.rotation import current_replicas, wait_count_in_rotation
+from hactl.selfheal.record import holds_operation_lease
 from hactl.stack.replicas import Replica
 from hactl.stack.running import RunningStack
 from hactl.stack.web_service import compose_scale_web, record_state
@@ -37,6 +38,7 @@ def pick_victims(replicas: Sequence[Replica], count: int) -> list[str]:
     return [r.name for r in ranked[: max(len(replicas) - count, 0)]]
 
 
+@holds_operation_lease("hactl scale")  # the self-healing controller stands off meanwhile
 def scale(running: RunningStack, count: int, timeout: float) -> ScaleResult:
     validate_replica_count(count)
     require_running(running)

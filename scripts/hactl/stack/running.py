@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 from python_on_whales import DockerClient
 
@@ -28,6 +29,11 @@ class RunningStack:
     @property
     def project(self) -> str:
         return self.stack.project
+
+    @property
+    def rollout_env_file(self) -> Path:
+        """The record hactl writes (and the self-healing controller reads and leases)."""
+        return self.stack.rollout_env_file
 
     @cached_property
     def traefik(self) -> TraefikApi:
