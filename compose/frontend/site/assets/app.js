@@ -313,5 +313,11 @@ ui.message.addEventListener("keydown", (event) => {
 });
 
 showView();
-if (state.token && state.conversationId) loadHistory(true);
+// Back in a tab that was signed in (a reload): the history, and the focus where typing goes.
+if (state.token && state.conversationId) {
+  loadHistory(true);
+  ui.message.focus();
+} else if (state.token) {
+  ui.newConversation.focus();
+}
 document.body.dataset.ready = "true";
