@@ -197,11 +197,11 @@ def test_a_frontend_replica_killed_mid_traffic_is_invisible(page: ChatPage, stac
     assert len(frontends) == FRONTEND_REPLICAS
     victim = frontends[0]
     failures: list[str] = []
-    loaded = 0
+    killed = threading.Event()
+    fetched = Counter[str]()
 
-    def fetch_page_files() -> None:  # bounded: 10 s at about 20 rounds a second
-        nonlocal loaded
-        deadline = time.monotonic() + 10
+    def fetch_page_files() -> None:  # bounded: 12 s, one page load (4 files) at a time
+        deadline = time.monotonic() + 12
         with httpx.Client(base_url=stack.base_url, timeout=5) as client:
             while time.monotonic() < deadline:
                 for path in ("/", "/assets/app.js", "/assets/chat-core.js", "/assets/app.css"):
@@ -211,13 +211,14 @@ def test_a_frontend_replica_killed_mid_traffic_is_invisible(page: ChatPage, stac
                             failures.append(f"{path}: {r.status_code}")
                     except httpx.HTTPError as exc:
                         failures.append(f"{path}: {exc!r}")
-                    loaded += 1
+                    fetched["after kill" if killed.is_set() else "before kill"] += 1
                 time.sleep(0.05)
 
     traffic = threading.Thread(target=fetch_page_files)
     traffic.start()
-    time.sleep(2)
+    wait_for(lambda: fetched["before kill"] >= 8, 10, "page fetches before the kill")
     victim.kill("SIGKILL")
+    killed.set()
     # The person reloads the page three times and keeps chatting.
     sent = []
     for i in range(3):
@@ -228,8 +229,9 @@ def test_a_frontend_replica_killed_mid_traffic_is_invisible(page: ChatPage, stac
         sent.append(text)
         page.wait_sent(i + 1)
     traffic.join(timeout=30)
-    assert loaded > 100
-    assert failures == [], f"{len(failures)} of {loaded} page fetches failed: {failures[:10]}"
+    total = sum(fetched.values())
+    assert fetched["after kill"] >= 20, fetched  # the fetches covered the kill
+    assert failures == [], f"{len(failures)} of {total} page fetches failed: {failures[:10]}"
     assert_each_once_with_reply(page.messages(), sent)
     assert page.console_csp_violations() == []
     victim.start()
