@@ -33,14 +33,17 @@ pytestmark = pytest.mark.e2e
 RESULTS = REPO / "results" / "frontend"
 HACTL = str(Path(sys.executable).parent / "hactl")
 V2 = "compose-ha/web:fe-v2"
-V2_DOCKERFILE = "FROM compose-ha/web:latest\nENV APP_VERSION=2.0.0-fe\n"
+V2_DOCKERFILE = "FROM {base}\nENV APP_VERSION=2.0.0-fe\n"
 FRONTEND_REPLICAS = 2
+# An origin allowed by CORS_ALLOW_ORIGINS (headers only: nothing is ever sent to it).
+OTHER_ORIGIN = "https://chat.example.test"
 
 
 # --- stack and browser -------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def stack(docker_engine: DockerClient) -> Iterator[Stack]:
-    s = Stack("fe", ha_files(), env={"WEB_REPLICAS": "3", "FRONTEND_REPLICAS": "2"})
+    env = {"WEB_REPLICAS": "3", "FRONTEND_REPLICAS": "2", "CORS_ALLOW_ORIGINS": OTHER_ORIGIN}
+    s = Stack("fe", ha_files(), env=env)
     try:
         s.up()
         s.wait_in_rotation(3)
@@ -310,7 +313,8 @@ def test_retrying_is_shown_while_every_api_replica_is_frozen(page: ChatPage, sta
 def test_chat_survives_a_rollout_of_every_web_replica(
     page: ChatPage, stack: Stack, docker_engine: DockerClient, tmp_path: Path
 ) -> None:
-    (tmp_path / "Dockerfile").write_text(V2_DOCKERFILE)
+    base = stack.containers("web")[0].config.image
+    (tmp_path / "Dockerfile").write_text(V2_DOCKERFILE.format(base=base))
     docker_engine.legacy_build(tmp_path, tags=[V2])
     old = set(web_by_hostname(stack))
     signed_in_conversation(page, stack)
@@ -362,3 +366,23 @@ def test_chat_survives_a_rollout_of_every_web_replica(
     badges = [m.replica for m in shown]
     assert badges[0] in old and badges[-1] in new, (badges[0], badges[-1], old, new)
     assert page.console_csp_violations() == []
+
+
+def test_cors_answers_only_the_configured_origin(stack: Stack) -> None:
+    preflight = {
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,content-type,idempotency-key",
+    }
+    with httpx.Client(base_url=stack.base_url, timeout=10) as c:
+        allowed = c.options("/api/v1/chat", headers={"Origin": OTHER_ORIGIN, **preflight})
+        other = c.options("/api/v1/chat", headers={"Origin": "https://evil.test", **preflight})
+        read = c.get("/api/v1/whoami", headers={"Origin": OTHER_ORIGIN})
+        same_origin_page = c.get("/")
+    assert allowed.status_code == 200, allowed.text
+    assert allowed.headers["access-control-allow-origin"] == OTHER_ORIGIN
+    assert "idempotency-key" in allowed.headers["access-control-allow-headers"].lower()
+    assert "access-control-allow-credentials" not in allowed.headers
+    assert "access-control-allow-origin" not in other.headers
+    assert read.headers["access-control-allow-origin"] == OTHER_ORIGIN
+    assert "x-replica" in read.headers["access-control-expose-headers"].lower()
+    assert "access-control-allow-origin" not in same_origin_page.headers

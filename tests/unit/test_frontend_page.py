@@ -10,6 +10,7 @@ import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -101,3 +102,14 @@ def test_frontend_routes_only_the_page_and_leaves_api_to_web() -> None:
         assert "ratelimit@file" in labels[f"traefik.http.routers.{router}.middlewares"]
     # The API's sticky cookie must not be shadowed by a frontend cookie.
     assert not any(".sticky." in key for key in labels)
+
+
+def test_cors_is_off_unless_origins_are_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.settings import Settings
+
+    monkeypatch.delenv("CORS_ALLOW_ORIGINS", raising=False)
+    assert Settings().cors_origins == []
+    monkeypatch.setenv("CORS_ALLOW_ORIGINS", " https://a.test, ,https://b.test ")
+    assert Settings().cors_origins == ["https://a.test", "https://b.test"]
+    web = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]["web"]
+    assert web["environment"]["CORS_ALLOW_ORIGINS"] == "${CORS_ALLOW_ORIGINS:-}"
