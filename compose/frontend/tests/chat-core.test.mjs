@@ -181,3 +181,20 @@ test("idempotency keys are 32 random hex digits", () => {
   assert.equal(keys.size, 100);
   for (const key of keys) assert.match(key, /^[0-9a-f]{32}$/);
 });
+
+test("Traefik's bare 404 (no route: no web replica configured) is retried; the API's JSON 404 is not", async () => {
+  const bare = new Response("404 page not found\n", { status: 404, headers: { "Content-Type": "text/plain" } });
+  const { fetchImpl, calls } = scripted(bare, reply(201, { id: "c1" }));
+  const result = await callApi(
+    { method: "POST", path: "/api/v1/conversations", idempotencyKey: "k" },
+    { fetchImpl, wait: noWait, options: FAST },
+  );
+  assert.equal(result.attempts, 2);
+  assert.equal(calls.length, 2);
+  const api404 = scripted(reply(404, { error: "not_found", message: "conversation x not found" }));
+  await assert.rejects(
+    callApi({ path: "/api/v1/conversations/x" }, { fetchImpl: api404.fetchImpl, wait: noWait, options: FAST }),
+    (error) => error.kind === "http" && error.status === 404 && /not found/.test(error.message),
+  );
+  assert.equal(api404.calls.length, 1);
+});

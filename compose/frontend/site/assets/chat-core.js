@@ -63,7 +63,7 @@ export async function errorFor(response) {
       wait,
     );
   }
-  if (RETRY_STATUSES.has(response.status)) {
+  if (isRetryable(response)) {
     return new ApiError(
       "unavailable",
       response.status,
@@ -74,6 +74,17 @@ export async function errorFor(response) {
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Whether to try again. Besides 502/503/504: a 404 that is not the API's JSON. Traefik answers
+ * a bare "404 page not found" when no `web` replica is in its configuration at all (every one
+ * unhealthy or restarting, seen on an overloaded host), which is an outage, not an answer.
+ */
+export function isRetryable(response) {
+  if (RETRY_STATUSES.has(response.status)) return true;
+  const type = response.headers.get("Content-Type") || "";
+  return response.status === 404 && !type.includes("application/json");
+}
 
 /**
  * One API call, retried on a network error, a timeout or 502/503/504 with the same
@@ -110,7 +121,7 @@ export async function callApi(
     } finally {
       clearTimeout(timer);
     }
-    if (response && !RETRY_STATUSES.has(response.status)) {
+    if (response && !isRetryable(response)) {
       if (!response.ok) throw await errorFor(response);
       return {
         data: response.status === 204 ? null : await response.json(),
