@@ -1,4 +1,4 @@
-// The page's logic under Node's built-in test runner (`node --test compose/frontend/tests/`),
+// The page's logic under Node's built-in test runner (`node --test compose/frontend/tests/*.test.mjs`),
 // with a scripted fetch: which failures are retried, with which key, and what the person sees.
 import assert from "node:assert/strict";
 import { test } from "node:test";
