@@ -31,7 +31,7 @@ CHROMIUM_FLAGS = (
     "--disable-default-apps",
     "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
 )
-# How long one send may take: the page retries for about 10 s, each attempt bounded by 10 s.
+# How long one send may take: the page retries for about 16 s, each attempt bounded by 10 s.
 SEND_TIMEOUT_S = 90.0
 
 
