@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from python_on_whales import Container, DockerClient
+from python_on_whales import Container, DockerClient, DockerException
 from selenium.webdriver.common.keys import Keys
 
 from tests.support.browser import ChatPage, Shown, start_chromium
@@ -123,6 +123,19 @@ def assert_stored_once(stack: Stack, page: ChatPage, sent: list[str]) -> None:
 def web_by_hostname(stack: Stack) -> dict[str, Container]:
     """The page's badge shows X-Replica, which is the replica's hostname (its short id)."""
     return {c.config.hostname: c for c in stack.containers("web")}
+
+
+def freeze(container: Container, attempts: int = 3) -> None:
+    """`docker pause`, tried again when the cgroup freezer gives up ("unable to freeze"), which
+    it does now and then on an overloaded host."""
+    for attempt in range(1, attempts + 1):
+        try:
+            container.pause()
+            return
+        except DockerException:
+            if attempt == attempts:
+                raise
+            time.sleep(0.5)
 
 
 # --- tests -------------------------------------------------------------------------------------
@@ -290,17 +303,20 @@ def test_retrying_is_shown_while_every_api_replica_is_frozen(page: ChatPage, sta
     signed_in_conversation(page, stack)
     page.send("before the freeze")
     page.wait_sent(1)
+    stack.wait_in_rotation(3)
     webs = stack.containers("web")
-    for web in webs:
-        web.pause()
+    paused: list[Container] = []
     try:
+        for web in webs:
+            freeze(web)
+            paused.append(web)
         page.send("during the freeze")
         wait_for(page.retrying, 30, "the page's retrying state")
         assert "Retrying" in page.status()
         assert page.js("return !!document.querySelector('#transcript li.pending.retrying');")
         page.screenshot(RESULTS / "retrying.png")
     finally:
-        for web in webs:
+        for web in paused:
             web.unpause()
     page.wait_sent(2)
     assert not page.retrying()
@@ -316,6 +332,7 @@ def test_chat_survives_a_rollout_of_every_web_replica(
     base = stack.containers("web")[0].config.image
     (tmp_path / "Dockerfile").write_text(V2_DOCKERFILE.format(base=base))
     docker_engine.legacy_build(tmp_path, tags=[V2])
+    stack.wait_in_rotation(3)
     old = set(web_by_hostname(stack))
     signed_in_conversation(page, stack)
     command = [

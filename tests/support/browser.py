@@ -112,11 +112,23 @@ class ChatPage:
     def open(self, timeout: float = 30) -> None:
         """Load (or reload) the page once; a failed load is a failure, not retried."""
         self.driver.get(self.base_url + "/")
-        wait_for(
-            lambda: self.js("return document.body.dataset.ready === 'true';"),
-            timeout,
-            "the page's script to run",
+        try:
+            wait_for(
+                lambda: self.js("return document.body.dataset.ready === 'true';"),
+                timeout,
+                "the page's script to run",
+            )
+        except AssertionError as error:
+            raise AssertionError(f"{error}; {self.load_report()}") from None
+
+    def load_report(self) -> str:
+        """What the browser fetched and logged: why a page did not come up."""
+        fetched = self.js(
+            "return performance.getEntriesByType('resource').concat("
+            "performance.getEntriesByType('navigation'))"
+            ".map(e => [e.name, e.responseStatus, Math.round(e.duration)]);"
         )
+        return f"fetched {fetched}; console {self.driver.get_log('browser')}"
 
     def type_into_focused(self, text: str) -> None:
         self.driver.switch_to.active_element.send_keys(text)
