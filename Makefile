@@ -46,6 +46,7 @@ up: bootstrap ## single replica + PostgreSQL; web on 127.0.0.1:8000 (WEB_PORT)
 
 up-ha: bootstrap ## Traefik + 3 replicas (WEB_REPLICAS) + monitoring (MONITORING=0: without)
 	@$(COMPOSE) $(HA_FILES) up -d --wait --remove-orphans
+	@echo "chat page:  http://127.0.0.1:$${HTTP_PORT:-80}/  (sign in with a token from secrets/api_tokens)"
 	@echo "service:    http://127.0.0.1:$${HTTP_PORT:-80}/api/v1/whoami  (https on $${HTTPS_PORT:-443})"
 	@echo "dashboard:  http://127.0.0.1:$${TRAEFIK_API_PORT:-8080}/dashboard/  (admin / secrets/dashboard_password)"
 	@if [ "$(MONITORING)" = 1 ] && [ -f compose/monitoring.yml ]; then \
