@@ -34,7 +34,9 @@ const state = {
   token: store.getItem("token"),
   conversationId: store.getItem("conversationId"),
   nextCursor: null,
-  pending: null, // { text, conversationId, key } until the API confirms the send
+  // { text, conversationId, key } until the API confirms the send; kept in sessionStorage so
+  // that a reload mid-send offers the same text with the same key (stored once either way).
+  pending: JSON.parse(store.getItem("pending") || "null"),
   busy: false,
   transcript: new Transcript(),
 };
@@ -173,6 +175,7 @@ function signOut() {
   state.nextCursor = null;
   state.pending = null;
   state.transcript.clear();
+  store.removeItem("pending");
   store.removeItem("token");
   store.removeItem("conversationId");
   render();
@@ -201,6 +204,7 @@ async function startConversation() {
     state.transcript.clear();
     state.nextCursor = null;
     state.pending = null;
+    store.removeItem("pending");
     showReplica(result.replica);
     render();
     showView();
@@ -249,6 +253,7 @@ async function sendMessage() {
   ui.send.setAttribute("aria-disabled", "true");
   showError("");
   state.pending = keyForSend(state.pending, text, state.conversationId);
+  store.setItem("pending", JSON.stringify(state.pending));
   const { key, conversationId } = state.pending;
   ui.transcript.querySelector("li.pending")?.remove();
   ui.transcript.append(pendingItem(text));
@@ -266,6 +271,7 @@ async function sendMessage() {
     settled();
     ui.transcript.querySelector("li.pending")?.remove();
     state.pending = null;
+    store.removeItem("pending");
     if (ui.message.value === text) ui.message.value = "";
     if (conversationId === state.conversationId) {
       const { user_message: user, assistant_message: assistant } = result.data;
@@ -316,6 +322,10 @@ showView();
 // Back in a tab that was signed in (a reload): the history, and the focus where typing goes.
 if (state.token && state.conversationId) {
   loadHistory(true);
+  if (state.pending && state.pending.conversationId === state.conversationId) {
+    ui.message.value = state.pending.text;
+    setStatus("Your last message may not have been sent: press Enter to send it (never twice).");
+  }
   ui.message.focus();
 } else if (state.token) {
   ui.newConversation.focus();
