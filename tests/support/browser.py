@@ -31,8 +31,8 @@ CHROMIUM_FLAGS = (
     "--disable-default-apps",
     "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
 )
-# How long one send may take: the page retries for about 16 s, each attempt bounded by 10 s.
-SEND_TIMEOUT_S = 90.0
+# How long one send may take: the page retries for about 28 s, each attempt bounded by 10 s.
+SEND_TIMEOUT_S = 120.0
 
 
 def start_chromium(width: int = 1280, height: int = 900) -> WebDriver:

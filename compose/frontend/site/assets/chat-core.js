@@ -7,7 +7,7 @@
 export const RETRY_STATUSES = new Set([502, 503, 504]);
 
 export const RETRY_DEFAULTS = Object.freeze({
-  attempts: 10, // with the delays below: about 16 s of waiting before the page gives up
+  attempts: 16, // with the delays below: about 28 s of waiting before the page gives up
   baseDelayMs: 250,
   maxDelayMs: 2000,
   attemptTimeoutMs: 10000, // a request that hangs (frozen replica) is abandoned and retried
