@@ -7,7 +7,9 @@ VENV ?= .venv
 HACTL := $(VENV)/bin/hactl
 PYTEST := $(VENV)/bin/pytest
 # Later env files win: local image names, the user's settings, then what hactl rolled out.
-ENV_FILES = $(foreach f,.env.images .env .env.rollout,$(if $(wildcard $(f)),--env-file $(f)))
+# The order is defined once, in compose/env-files (hactl reads the same list).
+ENV_FILE_ORDER := $(shell grep -v '^\#' compose/env-files)
+ENV_FILES = $(foreach f,$(ENV_FILE_ORDER),$(if $(wildcard $(f)),--env-file $(f)))
 COMPOSE = docker compose -p $(PROJECT) $(ENV_FILES)
 BASE_FILES := -f docker-compose.yml
 # Monitoring starts with the HA stack unless MONITORING=0.
@@ -16,7 +18,7 @@ HA_FILES = -f docker-compose.yml -f docker-compose.ha.yml $(if $(filter 1,$(MONI
 PYTEST_ARGS ?=
 
 .PHONY: help bootstrap venv secrets airgap-images build up up-ha down clean ps logs \
-        status scale rollout verify audit chaos bench lint test test-unit
+        status scale rollout verify audit chaos bench bench-docs lint test test-unit
 
 help: ## list the verbs
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -80,11 +82,14 @@ verify: venv ## pass/fail checks of the running stack
 audit: ## security checks of the running HA stack, one pass/fail line each (PROJECT)
 	@PROJECT=$(PROJECT) python3 scripts/audit.py
 
-chaos: venv ## every chaos scenario under load, with a table of results
-	@$(HACTL) --project $(PROJECT) chaos --scenario all
+chaos: venv ## every chaos scenario under load, beside a hand-tuned plain Traefik (CHAOS_ARGS=...)
+	@$(HACTL) --project $(PROJECT) chaos --scenario all --peer $(CHAOS_ARGS)
 
 bench: venv ## benchmarks on the running HA stack, results in results/bench/
 	@$(HACTL) --project $(PROJECT) bench
+
+bench-docs: venv ## docs/benchmarks.md from docs/bench/latest.json (RESULT=results/bench/<ts>.json: adopt that run first)
+	@$(VENV)/bin/python scripts/bench_page.py $(if $(RESULT),--result $(RESULT))
 
 lint: venv ## ruff and hadolint
 	@$(VENV)/bin/ruff check .

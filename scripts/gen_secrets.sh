@@ -22,7 +22,7 @@ make_secret dashboard_password rand
 make_secret grafana_admin_password rand
 # Traefik's basicAuth reads htpasswd lines; apr1 (MD5) is what `htpasswd -m` writes.
 make_secret dashboard_htpasswd sh -c "printf 'admin:%s\n' \"\$(openssl passwd -apr1 -in '$dir/dashboard_password')\""
-# A self-signed certificate for websecure on this machine; production uses ACME (README).
+# A self-signed certificate for websecure on this machine; production uses ACME (docs/production.md).
 if [ ! -s "$dir/tls.crt" ] || [ ! -s "$dir/tls.key" ]; then
   openssl req -x509 -newkey rsa:2048 -nodes -days 825 -subj "/CN=localhost" \
     -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \

@@ -1,26 +1,28 @@
-"""Opaque keyset-pagination cursors: base64url of a versioned position (pure logic)."""
+"""Keyset-pagination cursors: the position of the last message of a page (pure logic).
+
+Plain decimal digits rather than an encoded blob: every string the published pattern allows is a
+cursor the server accepts (an empty page at worst), so the schema is exact. A position past
+PostgreSQL's bigint is clamped to its maximum (nothing comes after it). Clients still treat the
+cursor as opaque: they pass `next_cursor` back.
+"""
 
 from __future__ import annotations
 
-import base64
-import binascii
+import re
 
-_PREFIX = "m1:"
+CURSOR_PATTERN = r"^[0-9]{1,19}$"
+_CURSOR_RE = re.compile(CURSOR_PATTERN)
+MAX_POSITION = 2**63 - 1  # bigint
 
 
 def encode_cursor(seq: int) -> str:
-    raw = f"{_PREFIX}{seq}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    if not 0 <= seq <= MAX_POSITION:
+        raise ValueError(f"position {seq} is outside bigint")
+    return str(seq)
 
 
 def decode_cursor(cursor: str) -> int:
     """The message position after which the next page starts. ValueError on anything else."""
-    if not cursor or len(cursor) > 64:
+    if not _CURSOR_RE.fullmatch(cursor):
         raise ValueError("malformed cursor")
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-    except (binascii.Error, UnicodeDecodeError) as exc:
-        raise ValueError("malformed cursor") from exc
-    if not raw.startswith(_PREFIX) or not raw[len(_PREFIX) :].isdigit():
-        raise ValueError("malformed cursor")
-    return int(raw[len(_PREFIX) :])
+    return min(int(cursor), MAX_POSITION)

@@ -85,6 +85,18 @@ class Database:
 
     @asynccontextmanager
     async def connection(self, timeout: float | None = None) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection for one request's database work, all of it (acquire and every
+        query in the ``async with`` body) within ``db_request_deadline``: past it the work is
+        cancelled and the request answers 503 + Retry-After."""
+        deadline = self._settings.db_request_deadline
+        try:
+            async with asyncio.timeout(deadline), self._acquired(timeout) as conn:
+                yield conn
+        except TimeoutError as exc:
+            raise DatabaseUnavailable(f"database unavailable: no answer in {deadline} s") from exc
+
+    @asynccontextmanager
+    async def _acquired(self, timeout: float | None) -> AsyncIterator[asyncpg.Connection]:
         if self.pool is None:
             raise DatabaseUnavailable("database pool not started")
         try:

@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 MAX_KEY_LENGTH = 255
+# Visible ASCII, inner spaces allowed: what an HTTP header carries unchanged (a leading or
+# trailing space would be stripped in transit, a control character refused).
+KEY_PATTERN = rf"^[!-~]([ -~]{{0,{MAX_KEY_LENGTH - 2}}}[!-~])?$"
+_KEY_RE = re.compile(KEY_PATTERN)
 
 
 class IdempotencyConflict(Exception):
@@ -30,8 +35,12 @@ class StoredResponse:
 
 
 def validate_key(key: str) -> str:
-    if not 1 <= len(key) <= MAX_KEY_LENGTH or not key.isprintable():
-        raise ValueError(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters")
+    """The rule the route's header declaration enforces (and publishes), as a function."""
+    if not _KEY_RE.fullmatch(key):
+        raise ValueError(
+            f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} visible ASCII characters "
+            "(inner spaces allowed)"
+        )
     return key
 
 

@@ -13,7 +13,8 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from prometheus_fastapi_instrumentator import Instrumentator
 
-from app import errors, metrics, state
+from app import contract, errors, metrics, state
+from app.auth import AuthenticateFirst
 from app.db import Database
 from app.logging_setup import configure_logging
 from app.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        responses=contract.every_operation(),
     )
     app.state.settings = settings
     app.state.db = db
@@ -96,8 +98,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
 
     # Middleware order, outermost first: request id/access log -> CORS (when configured) ->
-    # instrumentator -> body limit.
+    # instrumentator -> auth -> body limit. Auth before the body limit: an unauthenticated body
+    # is never read. CORS outside auth: a preflight carries no token.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(AuthenticateFirst, openapi=app.openapi, tokens=settings.tokens)
     Instrumentator(excluded_handlers=["/metrics"], should_group_untemplated=True).instrument(app)
     if settings.cors_origins:
         # Only for origins named in CORS_ALLOW_ORIGINS. Bearer tokens, not cookies, so no

@@ -49,6 +49,13 @@ class Settings(BaseSettings):
     db_connect_timeout: float = 2.0
     db_command_timeout: float = 5.0
     db_acquire_timeout: float = 2.0
+    # One deadline for all of a request's database work (acquire, connect, every query): a
+    # missing database is a 503 well before Traefik's response-header timeout, never a hang.
+    # Below PINNED_RESPONSE_TIMEOUT (400 ms), so the replica that got the request answers it
+    # instead of Traefik sending it to a second replica that would wait for the same database.
+    db_request_deadline: float = 0.35
+    # Simulated model latency of POST /api/v1/chat (a real chat backend waits on a model).
+    assistant_latency_ms: int = Field(0, ge=0, le=60000)
     ready_db_timeout: float = 1.0
     migrations_dir: Path = DEFAULT_MIGRATIONS_DIR
 
@@ -61,7 +68,7 @@ class Settings(BaseSettings):
     cors_allow_origins: str = ""
 
     max_body_bytes: int = 65536
-    max_message_chars: int = 8000
+    max_message_chars: int = 5000  # x12 (JSON escapes) fits MAX_BODY_BYTES
     max_title_chars: int = 200
     work_max_cpu_ms: int = 2000
     retry_after_seconds: int = 1

@@ -10,8 +10,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from hactl.replicas import Replica
-from hactl.verify import CheckResult
+from hactl.ops.verify import CheckResult
+from hactl.stack.replicas import Replica
 
 # Not a terminal (CI logs, pipes): wide enough that tables are not truncated to 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 200)

@@ -1,7 +1,9 @@
 """Wait for a real condition with a deadline, showing what is still missing meanwhile.
 
-Every wait in hactl goes through `wait_for`: the condition returns `(done, detail)`; the detail is
-shown as live progress (on stderr, only when it is a terminal) and, on timeout, in the error.
+Every wait in hactl (and in its tests, through tests/support/stack.py) goes through `wait_for`:
+the condition returns `(done, detail)`; the detail is shown as live progress (on stderr, only when
+it is a terminal) and, on timeout, in the error. `wait_until` is the same for a condition that
+returns its result (anything falsy: not yet).
 """
 
 from __future__ import annotations
@@ -9,10 +11,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from rich.console import Console
 
 Check = Callable[[], tuple[bool, str]]
+T = TypeVar("T")
 
 progress_console = Console(stderr=True)
 
@@ -68,3 +72,20 @@ def wait_for(what: str, check: Check, timeout: float, interval: float = 1.0) -> 
                 raise WaitTimeoutError(what, timeout, detail)
             status.update(f"waiting for {what} ({elapsed:.0f}s/{timeout:.0f}s): {detail}")
             time.sleep(interval)
+
+
+def wait_until(
+    what: str, condition: Callable[[], T | None], timeout: float, interval: float = 1.0
+) -> T:
+    """`wait_for` for a condition that returns its result when done; returns that result."""
+    found: list[T] = []
+
+    def check() -> tuple[bool, str]:
+        value = condition()
+        if value:
+            found.append(value)
+            return True, "done"
+        return False, "condition not met yet"
+
+    wait_for(what, check, timeout, interval)
+    return found[-1]

@@ -25,7 +25,8 @@ import httpx
 import pytest
 from python_on_whales import DockerClient
 
-from tests.support.stack import Stack, free_port, ha_files
+from hactl.waiting import WaitAbortedError
+from tests.support.stack import Stack, free_port, ha_files, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -42,7 +43,12 @@ CPU_RATE, CPU_MS = 10.0, 25
 # A CPU-heavy request on 2 cores shared with other stacks can take longer than the stack's 1.5 s
 # response-header budget for the API (a 504, then the replica is marked down): this stack gives
 # Traefik 5 s, a per-deployment setting (BACKEND_RESPONSE_HEADER_TIMEOUT) for slow endpoints.
-STACK_ENV = {"WEB_REPLICAS": "3", "BACKEND_RESPONSE_HEADER_TIMEOUT": "5s"}
+STACK_ENV = {
+    "WEB_REPLICAS": "3",
+    "BACKEND_RESPONSE_HEADER_TIMEOUT": "5s",
+    # The pinned attempt too, or every slow burn would also be sent to a second replica.
+    "PINNED_RESPONSE_TIMEOUT": "5s",
+}
 LIGHT_RATE = 10.0  # GETs kept running while the controller scales back down
 SCALE_UP_TIMEOUT = 180.0
 SCALE_DOWN_TIMEOUT = 240.0
@@ -153,20 +159,20 @@ class Controller:
         return [json.loads(line) for line in lines if line.startswith("{")]
 
     def wait_event(self, predicate, timeout: float, what: str) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for event in self.events():
-                if predicate(event):
-                    return event
-            assert self.process.poll() is None, (
-                f"hactl autoscale exited {self.process.returncode}: "
-                f"{self.stderr_path.read_text()[-2000:]}"
-            )
-            time.sleep(0.5)
-        raise AssertionError(
-            f"timed out after {timeout:.0f}s waiting for {what}; last events: "
-            + json.dumps(self.events()[-5:], indent=1)
-        )
+        def find() -> dict[str, Any] | None:
+            if self.process.poll() is not None:
+                raise WaitAbortedError(
+                    f"hactl autoscale exited {self.process.returncode}: "
+                    f"{self.stderr_path.read_text()[-2000:]}"
+                )
+            return next((e for e in self.events() if predicate(e)), None)
+
+        try:
+            return wait_for(find, timeout, what, interval=0.5)
+        except AssertionError as error:
+            raise AssertionError(
+                f"{error}; last events: " + json.dumps(self.events()[-5:], indent=1)
+            ) from error
 
     def stop(self) -> int:
         if self.process.poll() is None:

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from python_on_whales import DockerClient
 
-from hactl.bench_report import TARGETS
-from hactl.bench_wrk import DEFAULT_WRK_IMAGE
-from hactl.envfile import read_env_file
+from hactl.bench.report import TARGETS
+from hactl.bench.wrk import DEFAULT_WRK_IMAGE
+from hactl.stack.envfile import read_env_file
 from tests.support.stack import IMAGES_ENV, Stack
 
 pytestmark = pytest.mark.e2e

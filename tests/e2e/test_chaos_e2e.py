@@ -1,28 +1,63 @@
-"""Chaos under load, end to end: each fault against the real HA stack at 100 requests/s.
+"""Chaos under load, end to end: every replica fault against the real HA stack at 150 requests/s
+with 40 % writes, about 15+ requests in flight, and both kinds of client at once: cookie-less
+clients, and one browser (a third of the clients sharing one sticky cookie) pinned to the very
+replica the fault hits.
 
-Asserts counts only (failed requests, lost and duplicated writes, replicas restarted), and that
-the fault really happened, so a no-op cannot pass. Timings land in the JSON reports under
-results/chaos/, never in asserts.
+Asserts counts only, per client kind (failed requests, requests over 3 s, lost and duplicated
+writes, requests over 500 ms while a replica is frozen), that the browser was re-pinned once,
+and that the fault really happened, so a no-op cannot pass. The same kill runs against a plain
+Traefik tuned by hand (compose/peer/plain-traefik.yml) in the same session and both reports land
+side by side in results/chaos/; timings live there, never in asserts.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
-from hactl.chaos import ChaosOptions, ChaosStack, run_chaos, summary_line
-from hactl.chaos_faults import FaultOptions, Scenario
-from hactl.traefik_api import TraefikApi
-from tests.support.stack import REPO, Stack
+from hactl.chaos.analysis import BROWSER, COOKIELESS, FROZEN_P99_BOUND_S
+from hactl.chaos.faults import FaultOptions, Scenario
+from hactl.chaos.runner import ChaosOptions, ChaosStack, run_chaos, summary_line
+from hactl.loadgen.generator import WorkloadMix
+from hactl.stack.traefik_api import TraefikApi
+from tests.support.stack import BASE_FILE, PEER_FILE, REPO, Stack, ha_files
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
-RATE = 100.0
-DURATION_S = 30.0
+RATE = 150.0
+DURATION_S = 22.0
+FAULT_AT_S = 4.0
+PAUSE_S = 15.0
+CLIENTS = 21
+BROWSER_CLIENTS = 7  # a third of the traffic comes from one browser pinned to the victim
+MIX = WorkloadMix(whoami=0.4, write=0.4, read=0.2)
+# Model latency of each chat turn: with 40 % writes, about 150 x 0.4 x 0.25 = 15 requests are
+# in flight at any time, as with a real model behind the API.
+STACK_ENV = {"WEB_REPLICAS": "3", "ASSISTANT_LATENCY_MS": "250"}
 RESULTS = REPO / "results" / "chaos"
-REPLICA_FAULTS = [Scenario.KILL, Scenario.CRASH, Scenario.STOP, Scenario.PAUSE, Scenario.RESTART]
+REPLICA_FAULTS = [
+    Scenario.KILL,
+    Scenario.CRASH,
+    Scenario.STOP,
+    Scenario.PAUSE,
+    Scenario.RESTART,
+    Scenario.DISCONNECT,
+]
 
 
-def chaos_stack(stack: Stack) -> ChaosStack:
+@pytest.fixture(scope="module")
+def chaos_stack(docker_engine) -> Iterator[Stack]:
+    stack = Stack("chaos", ha_files(), env=dict(STACK_ENV))
+    try:
+        stack.up()
+        stack.wait_in_rotation(3)
+        yield stack
+    finally:
+        stack.down()
+
+
+def handle(stack: Stack) -> ChaosStack:
     user, password = stack.dashboard_auth
     return ChaosStack(
         docker=stack.docker,
@@ -33,45 +68,69 @@ def chaos_stack(stack: Stack) -> ChaosStack:
     )
 
 
-def run(stack: Stack, scenario: Scenario) -> dict:
+def run(stack: Stack, scenario: Scenario, label: str = "") -> dict:
     stack.wait_in_rotation(3, timeout=90)
     options = ChaosOptions(
         scenario=scenario,
         rate=RATE,
         duration_s=DURATION_S,
-        fault_at_s=5.0,
-        faults=FaultOptions(pause_s=8.0, restart_stopped_after_s=5.0),
+        fault_at_s=FAULT_AT_S,
+        mix=MIX,
+        clients=CLIENTS,
+        browser_clients=BROWSER_CLIENTS if scenario.hits_a_replica else 0,
+        faults=FaultOptions(pause_s=PAUSE_S, restart_stopped_after_s=5.0, disconnect_s=10.0),
         results_dir=RESULTS,
     )
-    report = run_chaos(chaos_stack(stack), options)
-    print(summary_line(report), "->", report["files"]["json"])
+    report = run_chaos(handle(stack), options)
+    print(label, summary_line(report), "->", report["files"]["json"])
     return report
 
 
 def explain(report: dict) -> str:
     return (
-        f"{report['verdict']['reasons']}; failures {report['requests']['failures_by_kind']}; "
+        f"{report['verdict']['reasons']}; clients {report['clients']}; "
         f"first failed: {report['failed_requests'][:3]}; see {report['files']['json']}"
     )
 
 
-@pytest.mark.parametrize("scenario", REPLICA_FAULTS, ids=lambda s: s.value)
-def test_replica_fault_loses_no_request_and_no_write(ha_stack: Stack, scenario: Scenario) -> None:
-    report = run(ha_stack, scenario)
+def assert_no_client_noticed(report: dict) -> None:
     assert report["fault"]["happened"], f"fault not proven: {report['fault']}"
     assert report["requests"]["total"] >= RATE * DURATION_S * 0.99
-    assert report["requests"]["failed"] == 0, explain(report)
+    assert report["mean_in_flight"] >= 15, report["mean_in_flight"]
+    for kind in (BROWSER, COOKIELESS):
+        clients = report["clients"][kind]
+        assert clients["failed"] == 0, f"{kind}: {explain(report)}"
+        assert clients["over_3s"] == 0, f"{kind}: {explain(report)}"
     writes = report["write_check"]
     assert writes["acknowledged"] > 0, writes
     assert writes["lost_count"] == 0, writes
     assert writes["duplicated_count"] == 0, writes
     assert writes["ok"], writes
+    repin = report["browser_repin"]
+    assert repin["pinned_before"] == report["rotation"]["replica"], repin
+    assert repin["repinned"] and repin["stayed"], repin
     assert report["stack_settled"]["ok"], report["stack_settled"]
     assert report["passed"], explain(report)
 
 
-def test_db_restart_loses_no_acknowledged_write_and_restarts_no_replica(ha_stack: Stack) -> None:
-    report = run(ha_stack, Scenario.DB_RESTART)
+@pytest.mark.parametrize("scenario", REPLICA_FAULTS, ids=lambda s: s.value)
+def test_replica_fault_fails_no_request_of_a_pinned_browser_or_a_cookieless_client(
+    chaos_stack: Stack, scenario: Scenario
+) -> None:
+    report = run(chaos_stack, scenario)
+    assert_no_client_noticed(report)
+    if scenario is Scenario.PAUSE:
+        # p99 <= 500 ms while the replica is frozen, as a count: at most 1 % of the requests
+        # sent in the fault window took longer.
+        slow = report["slow_in_window"]
+        assert slow["over_s"] == FROZEN_P99_BOUND_S and slow["requests"] > 0, slow
+        assert slow["count"] <= 0.01 * slow["requests"], slow
+
+
+def test_db_restart_answers_only_fast_503s_loses_no_write_and_restarts_no_replica(
+    chaos_stack: Stack,
+) -> None:
+    report = run(chaos_stack, Scenario.DB_RESTART)
     assert report["fault"]["happened"], f"postgres was not restarted: {report['fault']}"
     writes = report["write_check"]
     assert writes["acknowledged"] > 0, writes
@@ -81,7 +140,36 @@ def test_db_restart_loses_no_acknowledged_write_and_restarts_no_replica(ha_stack
     outage = report["outage"]
     assert outage["recovered_after_last_fault_step_s"] is not None, outage
     assert outage["recovered_after_last_fault_step_s"] <= 30, outage
-    # Never a hang: every failure is an HTTP answer (503), none a timeout or a broken connection.
-    kinds = set(report["requests"]["failures_by_kind"])
-    assert kinds <= {"HTTP 503"}, explain(report)
+    # Never a hang, a 502 or a 504: every failure is the API's 503 + Retry-After, answered
+    # within the backend's database deadline (0.35 s), well under Traefik's 1.5 s bound.
+    assert outage["not_503_with_retry_after"] == {}, explain(report)
+    failed = [r for r in report["failed_requests"] if r["status"] == 503]
+    assert all(r["latency_s"] < 1.0 for r in failed), [r["latency_s"] for r in failed]
+    # Requests that need no database kept succeeding.
+    assert report["requests_by_path_kind"]["whoami"]["failed"] == 0, explain(report)
     assert report["stack_settled"]["ok"], report["stack_settled"]
+
+
+def test_plain_traefik_peer_measured_on_the_same_fault_in_the_same_run(
+    chaos_stack: Stack, docker_engine
+) -> None:
+    """The tuned plain Traefik (HA-MECHANICS) in front of the same image, same replicas, same
+    load: its report lands beside the project's. Asserted: the fault happened and the peer's
+    numbers were recorded, not what they are (they are the bar, not a property of ours)."""
+    ours = run(chaos_stack, Scenario.KILL, label="project")
+    peer = Stack("peer", [BASE_FILE, PEER_FILE], env=dict(STACK_ENV))
+    try:
+        peer.up()
+        peer.wait_in_rotation(3, timeout=120)
+        theirs = run(peer, Scenario.KILL, label="plain Traefik peer")
+    finally:
+        peer.down()
+    assert theirs["fault"]["happened"], theirs["fault"]
+    assert theirs["requests"]["total"] >= RATE * DURATION_S * 0.99
+    for kind in (BROWSER, COOKIELESS):
+        print(
+            f"{kind}: project failed {ours['clients'][kind]['failed']} "
+            f"(over 3 s {ours['clients'][kind]['over_3s']}), plain Traefik failed "
+            f"{theirs['clients'][kind]['failed']} (over 3 s {theirs['clients'][kind]['over_3s']})"
+        )
+    assert_no_client_noticed(ours)

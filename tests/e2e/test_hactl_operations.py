@@ -20,8 +20,8 @@ import httpx
 import pytest
 from python_on_whales import DockerClient
 
-from hactl.envfile import read_env_file
-from hactl.stack import process_env
+from hactl.stack.envfile import read_env_file
+from hactl.stack.project import process_env
 from tests.support.load import BackgroundLoad
 from tests.support.stack import BASE_FILE, IMAGES_ENV, REPO, Stack, ha_files
 from tests.support.timings import record_timing

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from python_on_whales import DockerClient, Network
 
-from hactl.envfile import read_env_file
+from hactl.stack.envfile import read_env_file
 from tests.support.stack import IMAGES_ENV, free_port, wait_for
 
 pytestmark = pytest.mark.integration

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from python_on_whales import DockerClient, DockerException
 
-from hactl.envfile import read_env_file
+from hactl.stack.envfile import read_env_file
 from tests.support.stack import IMAGES_ENV, REPO, wait_for
 
 pytestmark = pytest.mark.integration

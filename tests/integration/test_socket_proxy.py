@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 from python_on_whales import Container, DockerClient
 
-from hactl.envfile import read_env_file
+from hactl.stack.envfile import read_env_file
 from tests.support.stack import IMAGES_ENV, Stack, ha_files, wait_for
 
 pytestmark = pytest.mark.integration

@@ -6,9 +6,10 @@ import asyncio
 import threading
 import time
 
-from hactl.loadgen import LoadConfig, LoadGenerator, LoadResult, WorkloadMix
-from hactl.write_check import WriteCheck, check_write_set, fetch_stored_writes
-from tests.support.stack import Stack
+from hactl.loadgen.generator import LoadConfig, LoadGenerator, LoadResult, WorkloadMix
+from hactl.loadgen.write_check import WriteCheck, check_write_set, fetch_stored_writes
+from hactl.waiting import WaitAbortedError
+from tests.support.stack import Stack, wait_for
 
 # GETs and idempotent POSTs, as the HA and chaos tests ask for.
 GETS_AND_WRITES = WorkloadMix(whoami=0.6, write=0.3, read=0.1)
@@ -51,12 +52,14 @@ class BackgroundLoad:
 
     def __enter__(self) -> BackgroundLoad:
         self._thread.start()
+
+        def started() -> bool:
+            if self._error is not None:
+                raise WaitAbortedError(f"load failed: {self._error!r}")
+            return self.generator.started.is_set()
+
         # Conversations are created before t0; wait for the open loop itself to start.
-        deadline = time.monotonic() + 90
-        while not self.generator.started.is_set():
-            assert self._thread.is_alive() or self._error is None, f"load failed: {self._error}"
-            assert time.monotonic() < deadline, "the load generator did not start within 90 s"
-            time.sleep(0.05)
+        wait_for(started, 90, "the load generator to start", interval=0.05)
         return self
 
     def __exit__(self, *exc: object) -> None:

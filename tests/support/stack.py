@@ -7,23 +7,34 @@ compose after `.env.images`, so several stacks can run on one engine without tou
 from __future__ import annotations
 
 import secrets as pysecrets
-import socket
 import subprocess
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 from python_on_whales import Container, DockerClient
+
+from hactl.stack.endpoints import free_port
+from hactl.waiting import WaitFailedError, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 BASE_FILE = REPO / "docker-compose.yml"
 HA_FILE = REPO / "docker-compose.ha.yml"
 MONITORING_FILE = REPO / "compose" / "monitoring.yml"
+# The hand-tuned plain Traefik the chaos suite and the benchmarks compare the project with.
+PEER_FILE = REPO / "compose" / "peer" / "plain-traefik.yml"
 IMAGES_ENV = REPO / ".env.images"
 SECRETS_DIR = REPO / "secrets"
 TEST_PROJECT_PREFIX = "chatest"
+T = TypeVar("T")
+# Whose containers a CI machine may remove: the project's own stacks (`make up-ha` uses PROJECT,
+# default compose-ha), the tests' compose projects (chatest-*, hx-* for image builds) and the
+# containers tests start with `docker run` (named chatest-*, or be-schema-* in the backend tests).
+# Nothing else on the engine is ours to touch.
+OWN_PROJECT_PREFIXES = ("compose-ha", f"{TEST_PROJECT_PREFIX}-", "hx-")
+OWN_NAME_PREFIXES = (f"{TEST_PROJECT_PREFIX}-", "be-schema-")
 
 PORT_VARS = (
     "WEB_PORT",
@@ -36,33 +47,22 @@ PORT_VARS = (
 )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def ensure_secrets() -> None:
     subprocess.run(["bash", str(REPO / "scripts" / "gen_secrets.sh")], check=True)
 
 
 def wait_for(
-    condition: Callable[[], object], timeout: float, what: str, interval: float = 0.25
-) -> object:
-    """Poll until `condition()` is truthy; fail the test with `what` at the deadline."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            result = condition()
-            if result:
-                return result
-        except Exception as exc:  # the condition may fail while the stack is settling
-            last_error = exc
-        time.sleep(interval)
-    raise AssertionError(
-        f"timed out after {timeout:.0f} s waiting for {what} (last error: {last_error})"
-    )
+    condition: Callable[[], T | None], timeout: float, what: str, interval: float = 0.25
+) -> T:
+    """Poll until `condition()` is truthy (hactl's one wait helper); fail the test at the deadline.
+
+    A condition that raises counts as "not yet" (its error is in the failure message); one that
+    raises WaitAbortedError ends the wait at once.
+    """
+    try:
+        return wait_until(what, condition, timeout, interval)
+    except WaitFailedError as error:
+        raise AssertionError(str(error)) from error
 
 
 @dataclass
@@ -110,7 +110,7 @@ class Stack:
     @property
     def base_url(self) -> str:
         """Where clients reach the service: Traefik in HA stacks, the one replica otherwise."""
-        if HA_FILE in self.files:
+        if HA_FILE in self.files or PEER_FILE in self.files:
             return f"http://127.0.0.1:{self.port('HTTP_PORT')}"
         return f"http://127.0.0.1:{self.port('WEB_PORT')}"
 
@@ -173,7 +173,7 @@ class Stack:
             urls = {f"http://{self.container_ip(c)}:8000" for c in webs}
             return webs if len(webs) == n and urls == up else None
 
-        return wait_for(ready, timeout, f"{n} web replicas healthy and UP in Traefik")  # type: ignore[return-value]
+        return wait_for(ready, timeout, f"{n} web replicas healthy and UP in Traefik")
 
 
 def cleanup_test_projects(prefix: str = TEST_PROJECT_PREFIX) -> None:
@@ -194,6 +194,26 @@ def cleanup_test_projects(prefix: str = TEST_PROJECT_PREFIX) -> None:
     for vol in docker.volume.list(filters=[("label", "com.docker.compose.project")]):
         if vol.labels.get("com.docker.compose.project", "").startswith(prefix + "-"):
             docker.volume.remove(vol)
+
+
+def is_own_container(project: str, name: str) -> bool:
+    """Whether a container (its compose project label, its name) belongs to this repository."""
+    return project.startswith(OWN_PROJECT_PREFIXES) or name.lstrip("/").startswith(
+        OWN_NAME_PREFIXES
+    )
+
+
+def remove_own_containers() -> list[str]:
+    """Force-remove this repository's leftover containers (never another project's); their names."""
+    docker = DockerClient()
+    own = [
+        c
+        for c in docker.container.list(all=True)
+        if is_own_container(c.config.labels.get("com.docker.compose.project", ""), c.name)
+    ]
+    if own:
+        docker.container.remove(own, force=True)
+    return [c.name for c in own]
 
 
 def ha_files(monitoring: bool = False) -> list[Path]:

@@ -3,12 +3,13 @@ token parsing."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
-from app.cursor import decode_cursor, encode_cursor
-from app.idempotency import principal_id, request_fingerprint, validate_key
+from app.cursor import CURSOR_PATTERN, MAX_POSITION, decode_cursor, encode_cursor
+from app.idempotency import KEY_PATTERN, principal_id, request_fingerprint, validate_key
 from app.replies import assistant_reply, title_from_message
 from app.tokens import load_tokens, parse_token_list
 
@@ -45,11 +46,15 @@ class TestRequestFingerprint:
 
 
 class TestIdempotencyKey:
-    @pytest.mark.parametrize("key", ["a", "k" * 255, "order-42:retry/1"])
+    @pytest.mark.parametrize("key", ["a", "k" * 255, "order-42:retry/1", "two words", "~!"])
     def test_valid_keys(self, key: str) -> None:
         assert validate_key(key) == key
+        assert re.fullmatch(KEY_PATTERN, key)
 
-    @pytest.mark.parametrize("key", ["", "k" * 256, "tab\tinside", "new\nline"])
+    @pytest.mark.parametrize(
+        "key",
+        ["", "k" * 256, "tab\tinside", "new\nline", "trailing\n", " lead", "trail ", "é", "\x7f"],
+    )
     def test_invalid_keys(self, key: str) -> None:
         with pytest.raises(ValueError, match="Idempotency-Key"):
             validate_key(key)
@@ -62,18 +67,25 @@ class TestIdempotencyKey:
 
 
 class TestCursor:
-    @pytest.mark.parametrize("seq", [0, 1, 42, 2**62])
+    @pytest.mark.parametrize("seq", [0, 1, 42, 2**62, MAX_POSITION])
     def test_round_trip(self, seq: int) -> None:
         cursor = encode_cursor(seq)
-        assert "=" not in cursor
+        assert re.fullmatch(CURSOR_PATTERN, cursor)
         assert decode_cursor(cursor) == seq
 
-    @pytest.mark.parametrize(
-        "cursor", ["", "zzz", "!!!!", encode_cursor(5) + "x" * 70, "bTE6LTE", "eDox"]
-    )
+    def test_every_cursor_the_pattern_allows_decodes_within_bigint(self) -> None:
+        assert decode_cursor("9" * 19) == MAX_POSITION
+        assert decode_cursor("007") == 7
+
+    @pytest.mark.parametrize("cursor", ["", "zzz", "-1", "1" * 20, "12\n", "1 2", "bTE6NQ"])
     def test_malformed(self, cursor: str) -> None:
         with pytest.raises(ValueError):
             decode_cursor(cursor)
+
+    @pytest.mark.parametrize("seq", [-1, MAX_POSITION + 1])
+    def test_positions_outside_bigint_have_no_cursor(self, seq: int) -> None:
+        with pytest.raises(ValueError):
+            encode_cursor(seq)
 
 
 class TestReplies:

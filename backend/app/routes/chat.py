@@ -6,6 +6,7 @@ stored once and answered with the byte-identical stored response.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import datetime
@@ -14,12 +15,44 @@ from typing import Any
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 
 from app.auth import require_principal
-from app.cursor import decode_cursor, encode_cursor
-from app.idempotency import StoredResponse, request_fingerprint, run_once, validate_key
+from app.contract import REPLAYED, responses
+from app.cursor import CURSOR_PATTERN, decode_cursor, encode_cursor
+from app.idempotency import (
+    KEY_PATTERN,
+    MAX_KEY_LENGTH,
+    StoredResponse,
+    request_fingerprint,
+    run_once,
+)
 from app.replies import assistant_reply, title_from_message
-from app.schemas import ChatRequest, ConversationCreate, MessageCreate
+from app.schemas import (
+    ChatReply,
+    ChatRequest,
+    Conversation,
+    ConversationCreate,
+    Message,
+    MessageCreate,
+    MessagePage,
+)
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", tags=["chat"])
+
+IDEMPOTENCY_KEY = Header(
+    default=None,
+    alias="Idempotency-Key",
+    min_length=1,
+    max_length=MAX_KEY_LENGTH,
+    pattern=KEY_PATTERN,
+    description="A retried request with the same key and body is stored once and answered "
+    "with the stored response; the same key with another body is a 409.",
+)
+
+
+def _created(model: type, *errors: int) -> dict[int | str, dict[str, Any]]:
+    """201 with `model` (also the replayed answer of an Idempotency-Key) plus the error statuses."""
+    ok = {201: {"model": model, "description": "Created (or replayed).", "headers": REPLAYED}}
+    return {**ok, **responses(*errors)}
+
 
 MESSAGE_COLUMNS = "seq, id, conversation_id, role, content, created_at"
 
@@ -55,15 +88,6 @@ def _reply(stored: StoredResponse) -> Response:
     return Response(stored.body, stored.status_code, headers=headers, media_type="application/json")
 
 
-def _key(raw: str | None) -> str | None:
-    if raw is None:
-        return None
-    try:
-        return validate_key(raw)
-    except ValueError as exc:
-        raise HTTPException(422, detail=str(exc)) from exc
-
-
 async def _insert_message(conn: Any, conversation_id: uuid.UUID, role: str, content: str) -> Any:
     return await conn.fetchrow(
         f"INSERT INTO messages (id, conversation_id, role, content) VALUES ($1, $2, $3, $4) "
@@ -94,12 +118,14 @@ async def _write(
     return _reply(stored)
 
 
-@router.post("/conversations", status_code=201)
+@router.post(
+    "/conversations", status_code=201, responses=_created(Conversation, 401, 409, 415, 422, 503)
+)
 async def create_conversation(
     request: Request,
     body: ConversationCreate | None = None,
     principal: str = Depends(require_principal),
-    idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
+    idempotency_key: str | None = IDEMPOTENCY_KEY,
 ) -> Response:
     body = body or ConversationCreate()
 
@@ -111,12 +137,13 @@ async def create_conversation(
         )
         return 201, dump(_conversation(row))
 
-    return await _write(
-        request, principal, _key(idempotency_key), body.model_dump(mode="json"), work
-    )
+    return await _write(request, principal, idempotency_key, body.model_dump(mode="json"), work)
 
 
-@router.get("/conversations/{conversation_id}")
+@router.get(
+    "/conversations/{conversation_id}",
+    responses={200: {"model": Conversation}, **responses(401, 404, 422, 503)},
+)
 async def get_conversation(
     request: Request, conversation_id: uuid.UUID, principal: str = Depends(require_principal)
 ) -> Response:
@@ -129,38 +156,40 @@ async def get_conversation(
     return Response(dump(_conversation(row)), media_type="application/json")
 
 
-@router.post("/conversations/{conversation_id}/messages", status_code=201)
+@router.post(
+    "/conversations/{conversation_id}/messages",
+    status_code=201,
+    responses=_created(Message, 401, 404, 409, 415, 422, 503),
+)
 async def post_message(
     request: Request,
     conversation_id: uuid.UUID,
     body: MessageCreate,
     principal: str = Depends(require_principal),
-    idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
+    idempotency_key: str | None = IDEMPOTENCY_KEY,
 ) -> Response:
     async def work(conn: Any) -> tuple[int, str]:
         await _require_conversation(conn, conversation_id, lock=True)
         row = await _insert_message(conn, conversation_id, "user", body.content)
         return 201, dump(_message(row))
 
-    return await _write(
-        request, principal, _key(idempotency_key), body.model_dump(mode="json"), work
-    )
+    return await _write(request, principal, idempotency_key, body.model_dump(mode="json"), work)
 
 
-@router.get("/conversations/{conversation_id}/messages")
+@router.get(
+    "/conversations/{conversation_id}/messages",
+    responses={200: {"model": MessagePage}, **responses(401, 404, 422, 503)},
+)
 async def list_messages(
     request: Request,
     conversation_id: uuid.UUID,
     limit: int = Query(50, ge=1, le=200),
-    cursor: str | None = Query(None, max_length=64),
+    cursor: str | None = Query(
+        None, pattern=CURSOR_PATTERN, description="The `next_cursor` of the previous page."
+    ),
     principal: str = Depends(require_principal),
 ) -> Response:
-    after = 0
-    if cursor is not None:
-        try:
-            after = decode_cursor(cursor)
-        except ValueError as exc:
-            raise HTTPException(422, detail="cursor is malformed") from exc
+    after = 0 if cursor is None else decode_cursor(cursor)
     async with request.app.state.db.connection() as conn:
         await _require_conversation(conn, conversation_id)
         # Keyset pagination on the strictly increasing `seq`: stable under concurrent inserts,
@@ -180,13 +209,20 @@ async def list_messages(
     )
 
 
-@router.post("/chat", status_code=201)
+@router.post("/chat", status_code=201, responses=_created(ChatReply, 401, 404, 409, 415, 422, 503))
 async def chat(
     request: Request,
     body: ChatRequest,
     principal: str = Depends(require_principal),
-    idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
+    idempotency_key: str | None = IDEMPOTENCY_KEY,
 ) -> Response:
+    # The model's thinking time, outside any transaction: no connection or lock is held while
+    # the assistant "thinks" (ASSISTANT_LATENCY_MS, 0 by default; load tests set it so that as
+    # many requests are in flight as with a real model behind the API).
+    latency_ms = request.app.state.settings.assistant_latency_ms
+    if latency_ms:
+        await asyncio.sleep(latency_ms / 1000)
+
     async def work(conn: Any) -> tuple[int, str]:
         conversation_id = body.conversation_id
         if conversation_id is None:
@@ -210,6 +246,4 @@ async def chat(
             }
         )
 
-    return await _write(
-        request, principal, _key(idempotency_key), body.model_dump(mode="json"), work
-    )
+    return await _write(request, principal, idempotency_key, body.model_dump(mode="json"), work)

@@ -9,12 +9,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from app import state
+from app.contract import UNREADY
 from app.db import DatabaseUnavailable
+from app.schemas import Alive, Ready
 
-router = APIRouter()
+router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", response_model=Alive)
 async def healthz() -> dict[str, str]:
     # Liveness only: touching the database here would get healthy replicas restarted
     # whenever PostgreSQL blips.
@@ -35,7 +37,7 @@ def _local_unready(request: Request) -> JSONResponse | None:
     return None
 
 
-@router.get("/readyz/routing")
+@router.get("/readyz/routing", responses={200: {"model": Ready}, **UNREADY})
 async def readyz_routing(request: Request) -> JSONResponse:
     """Readiness as the load balancer and Docker's HEALTHCHECK see it.
 
@@ -51,7 +53,7 @@ async def readyz_routing(request: Request) -> JSONResponse:
     return await readyz(request)
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses={200: {"model": Ready}, **UNREADY})
 async def readyz(request: Request) -> JSONResponse:
     settings = request.app.state.settings
     if (local := _local_unready(request)) is not None:

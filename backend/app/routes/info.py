@@ -7,11 +7,12 @@ import os
 from fastapi import APIRouter, Request, Response
 
 from app import metrics
+from app.schemas import Whoami
 
 router = APIRouter()
 
 
-@router.get("/api/v1/whoami")
+@router.get("/api/v1/whoami", response_model=Whoami, tags=["replica"])
 async def whoami(request: Request) -> dict[str, object]:
     settings = request.app.state.settings
     return {

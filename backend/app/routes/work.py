@@ -5,11 +5,16 @@ from __future__ import annotations
 import os
 import time
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from app.auth import require_principal
+from app.contract import responses
+from app.schemas import WorkResult
+from app.settings import get_settings
 
-router = APIRouter(dependencies=[Depends(require_principal)])
+router = APIRouter(dependencies=[Depends(require_principal)], tags=["load"])
+# Read once, like the body limits in app.schemas: the published maximum is the enforced one.
+MAX_CPU_MS = get_settings().work_max_cpu_ms
 
 
 def _burn(cpu_ms: int) -> float:
@@ -23,13 +28,10 @@ def _burn(cpu_ms: int) -> float:
     return (time.thread_time() - start) * 1000
 
 
-@router.post("/api/v1/work")
-def work(request: Request, cpu_ms: int = Query(..., ge=0)) -> dict[str, object]:
+@router.post("/api/v1/work", response_model=WorkResult, responses=responses(401, 422))
+def work(request: Request, cpu_ms: int = Query(..., ge=0, le=MAX_CPU_MS)) -> dict[str, object]:
     # A plain `def`: FastAPI runs it in a thread, so the event loop keeps answering probes
     # while a burn runs (the GIL still makes it cost this worker's CPU, which is the point).
-    limit = request.app.state.settings.work_max_cpu_ms
-    if cpu_ms > limit:
-        raise HTTPException(422, detail=f"cpu_ms must be at most {limit}")
     started = time.perf_counter()
     used = _burn(cpu_ms)
     return {

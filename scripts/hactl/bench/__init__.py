@@ -1,0 +1,1 @@
+"""`hactl bench`: wrk throughput, rollout/scale/unready timings, memory, and the report files."""

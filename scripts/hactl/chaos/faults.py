@@ -1,0 +1,245 @@
+"""The faults `hactl chaos` injects, and the evidence that each one really happened.
+
+Every fault is a blocking function (python-on-whales calls the docker CLI) that the chaos run
+executes in a worker thread while the load keeps going; it calls ``mark(action)`` right after
+each step so the run can place the step on the load's timeline. ``snapshot`` reads a container's
+identity (id, pid, start time, restart count, state) before, during and after the fault;
+``fault_happened`` (pure) decides from those snapshots whether the fault was real, so that a
+no-op can never pass a chaos test.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from python_on_whales import Container, DockerClient
+from python_on_whales.exceptions import DockerException
+
+Mark = Callable[[str], None]
+
+
+class Scenario(StrEnum):
+    KILL = "kill"
+    CRASH = "crash"
+    STOP = "stop"
+    PAUSE = "pause"
+    RESTART = "restart"
+    # Cut off every network (no RST, no die event: packets vanish), reconnected afterwards.
+    DISCONNECT = "disconnect"
+    DB_RESTART = "db-restart"
+    TRAEFIK_RESTART = "traefik-restart"
+
+    @property
+    def target_service(self) -> str:
+        if self is Scenario.DB_RESTART:
+            return "postgres"
+        if self is Scenario.TRAEFIK_RESTART:
+            return "traefik"
+        return "web"
+
+    @property
+    def hits_a_replica(self) -> bool:
+        return self.target_service == "web"
+
+
+@dataclass(frozen=True)
+class FaultOptions:
+    pause_s: float = 8.0
+    disconnect_s: float = 10.0
+    # `docker kill` and `docker stop` leave the replica stopped (a stop by hand is never
+    # restarted by the engine); hactl starts it again after this long to measure the rejoin.
+    restart_stopped_after_s: float = 5.0
+    # How long to wait for the engine to bring a crashed container back.
+    engine_restart_timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class ContainerSnapshot:
+    name: str
+    id: str
+    status: str
+    running: bool
+    paused: bool
+    pid: int
+    started_at: str
+    finished_at: str
+    restart_count: int
+    exit_code: int | None
+    health: str
+    hostname: str
+    ips: tuple[str, ...] = field(default=())
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def snapshot(docker: DockerClient, container: Container | str) -> ContainerSnapshot:
+    """A fresh inspect of the container (python-on-whales objects cache their state)."""
+    fresh = docker.container.inspect(container if isinstance(container, str) else container.id)
+    state = fresh.state
+    networks = fresh.network_settings.networks or {}
+    return ContainerSnapshot(
+        name=fresh.name,
+        id=fresh.id,
+        status=str(state.status or "unknown"),
+        running=bool(state.running),
+        paused=bool(state.paused),
+        pid=int(state.pid or 0),
+        started_at=state.started_at.isoformat() if state.started_at else "",
+        finished_at=state.finished_at.isoformat() if state.finished_at else "",
+        restart_count=int(fresh.restart_count or 0),
+        exit_code=state.exit_code,
+        health=str(state.health.status) if state.health and state.health.status else "none",
+        hostname=str(fresh.config.hostname or ""),
+        ips=tuple(n.ip_address for n in networks.values() if n.ip_address),
+    )
+
+
+@dataclass
+class FaultEvidence:
+    before: ContainerSnapshot
+    during: ContainerSnapshot | None = None
+    after: ContainerSnapshot | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "before": self.before.to_json(),
+            "during": self.during.to_json() if self.during else None,
+            "after": self.after.to_json() if self.after else None,
+        }
+
+
+def fault_happened(scenario: Scenario, evidence: FaultEvidence) -> tuple[bool, str]:
+    """Did the container go through the fault? (pure; decided from the snapshots)."""
+    before, during, after = evidence.before, evidence.during, evidence.after
+    if during is None or after is None:
+        return False, "the fault's snapshots are missing"
+    restarted = after.started_at != before.started_at or after.pid != before.pid
+    if scenario in (Scenario.KILL, Scenario.STOP):
+        stopped = not during.running
+        detail = f"during: {during.status} (exit {during.exit_code}); restarted: {restarted}"
+        return stopped and restarted, detail
+    if scenario is Scenario.CRASH:
+        by_engine = after.restart_count > before.restart_count
+        detail = f"restart count {before.restart_count} -> {after.restart_count}, pid changed"
+        return by_engine and restarted, detail if restarted else "pid and start time unchanged"
+    if scenario is Scenario.PAUSE:
+        detail = f"during: paused={during.paused}; after: paused={after.paused}"
+        return during.paused and not after.paused and after.running, detail
+    if scenario is Scenario.DISCONNECT:
+        detail = f"networks before {before.ips}, during {during.ips}, after {after.ips}"
+        cut = bool(before.ips) and not during.ips and during.running
+        return cut and bool(after.ips) and not restarted, detail
+    detail = (
+        f"started_at {before.started_at} -> {after.started_at}, pid {before.pid} -> {after.pid}"
+    )
+    return restarted and after.running, detail
+
+
+def _wait_until(predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.25) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return True
+        except DockerException:
+            pass
+        time.sleep(interval_s)
+    return False
+
+
+def inject(
+    scenario: Scenario,
+    docker: DockerClient,
+    container: Container,
+    mark: Mark,
+    options: FaultOptions,
+    before: ContainerSnapshot | None = None,
+) -> FaultEvidence:
+    """Run one fault against ``container``; returns before/during snapshots (after: later).
+
+    Pass ``before`` (taken just before the load starts) so the fault fires on schedule
+    instead of after a ``docker inspect``."""
+    evidence = FaultEvidence(before=before or snapshot(docker, container))
+    cid = container.id
+    if scenario is Scenario.KILL:
+        docker.container.kill(cid, signal="KILL")
+        mark("docker kill -s KILL")
+        _wait_until(lambda: not snapshot(docker, cid).running, 10)
+        evidence.during = snapshot(docker, cid)
+        _start_again(docker, cid, mark, options)
+    elif scenario is Scenario.CRASH:
+        os.kill(evidence.before.pid, signal.SIGKILL)
+        mark(f"SIGKILL to host pid {evidence.before.pid}")
+        _wait_until(
+            lambda: snapshot(docker, cid).restart_count > evidence.before.restart_count,
+            options.engine_restart_timeout_s,
+        )
+        evidence.during = snapshot(docker, cid)
+        mark("restarted by the engine" if evidence.during.running else "not restarted in time")
+    elif scenario is Scenario.STOP:
+        mark("docker stop (SIGTERM)")
+        docker.container.stop(cid)
+        mark("stopped")
+        evidence.during = snapshot(docker, cid)
+        _start_again(docker, cid, mark, options)
+    elif scenario is Scenario.PAUSE:
+        attempts = _pause(docker, cid)
+        mark("docker pause" if attempts == 1 else f"docker pause (attempt {attempts})")
+        try:
+            evidence.during = snapshot(docker, cid)
+            time.sleep(options.pause_s)
+        finally:  # never leave a replica frozen
+            docker.container.unpause(cid)
+            mark("docker unpause")
+    elif scenario is Scenario.DISCONNECT:
+        attached = docker.container.inspect(cid).network_settings.networks or {}
+        # The compose service alias ("web") is what Prometheus' DNS discovery resolves.
+        aliases = {name: _service_alias(ep.aliases, cid) for name, ep in attached.items()}
+        for network in aliases:
+            docker.network.disconnect(network, cid, force=True)
+        mark(f"docker network disconnect {' '.join(aliases)}")
+        try:
+            evidence.during = snapshot(docker, cid)
+            time.sleep(options.disconnect_s)
+        finally:  # never leave a replica cut off
+            for network, alias in aliases.items():
+                docker.network.connect(network, cid, alias=alias)
+            mark("docker network connect")
+    else:  # restart, db-restart, traefik-restart
+        mark("docker restart")
+        docker.container.restart(cid)
+        evidence.during = snapshot(docker, cid)
+        mark("restarted")
+    return evidence
+
+
+def _service_alias(aliases: list[str] | None, cid: str) -> str | None:
+    """The network alias that is not the container's own id (compose adds the service name)."""
+    return next((a for a in aliases or [] if not cid.startswith(a)), None)
+
+
+def _pause(docker: DockerClient, cid: str, attempts: int = 5) -> int:
+    """``docker pause``, retried: the cgroup freezer can fail ("unable to freeze") while the
+    container is forking (its health check runs every second). Returns the attempt number."""
+    for attempt in range(1, attempts + 1):
+        try:
+            docker.container.pause(cid)
+            return attempt
+        except DockerException:
+            if attempt == attempts:
+                raise
+            time.sleep(0.2)
+    return attempts
+
+
+def _start_again(docker: DockerClient, cid: str, mark: Mark, options: FaultOptions) -> None:
+    time.sleep(options.restart_stopped_after_s)
+    docker.container.start(cid)
+    mark("docker start (by hactl)")

@@ -1,0 +1,1 @@
+"""One thin typer module per `hactl` verb; `hactl.cli` only registers them."""

@@ -1,0 +1,215 @@
+"""Reading Traefik's /api/http/services: server states per container IP."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import yaml
+
+from hactl.stack.traefik_api import (
+    ServerState,
+    find_service,
+    ips_up_anywhere,
+    merged_states_by_ip,
+    parse_server_states,
+)
+
+# Captured from a live Traefik 3.7.15 of the HA stack (docker-compose.yml + docker-compose.ha.yml,
+# 3 replicas, all UP), trimmed to the services that matter: an internal one without a load balancer
+# and the two web services. Re-capture when the labels change: the test at the end compares the
+# capture with docker-compose.ha.yml.
+LIVE_SERVICES = json.loads(r"""
+[
+    {
+        "status": "enabled",
+        "usedBy": [
+            "dashboard@file"
+        ],
+        "name": "api@internal",
+        "provider": "internal"
+    },
+    {
+        "loadBalancer": {
+            "sticky": {
+                "cookie": {
+                    "name": "ha_sticky",
+                    "secure": true,
+                    "httpOnly": true,
+                    "sameSite": "lax",
+                    "path": "/"
+                }
+            },
+            "servers": [
+                {
+                    "url": "http://172.27.0.4:8000"
+                },
+                {
+                    "url": "http://172.27.0.5:8000"
+                },
+                {
+                    "url": "http://172.27.0.6:8000"
+                }
+            ],
+            "strategy": "wrr",
+            "healthCheck": {
+                "mode": "http",
+                "path": "/readyz/routing",
+                "interval": "500ms",
+                "timeout": "800ms",
+                "followRedirects": true
+            },
+            "passHostHeader": true,
+            "responseForwarding": {
+                "flushInterval": "100ms"
+            },
+            "serversTransport": "backend@file"
+        },
+        "status": "enabled",
+        "usedBy": [
+            "web-secure@docker"
+        ],
+        "name": "web-secure@docker",
+        "provider": "docker",
+        "type": "loadbalancer",
+        "serverStatus": {
+            "http://172.27.0.4:8000": "UP",
+            "http://172.27.0.5:8000": "UP",
+            "http://172.27.0.6:8000": "UP"
+        }
+    },
+    {
+        "loadBalancer": {
+            "sticky": {
+                "cookie": {
+                    "name": "ha_sticky",
+                    "httpOnly": true,
+                    "sameSite": "lax",
+                    "path": "/"
+                }
+            },
+            "servers": [
+                {
+                    "url": "http://172.27.0.4:8000"
+                },
+                {
+                    "url": "http://172.27.0.5:8000"
+                },
+                {
+                    "url": "http://172.27.0.6:8000"
+                }
+            ],
+            "strategy": "wrr",
+            "healthCheck": {
+                "mode": "http",
+                "path": "/readyz/routing",
+                "interval": "500ms",
+                "timeout": "800ms",
+                "followRedirects": true
+            },
+            "passHostHeader": true,
+            "responseForwarding": {
+                "flushInterval": "100ms"
+            },
+            "serversTransport": "backend@file"
+        },
+        "status": "enabled",
+        "usedBy": [
+            "web@docker"
+        ],
+        "name": "web@docker",
+        "provider": "docker",
+        "type": "loadbalancer",
+        "serverStatus": {
+            "http://172.27.0.4:8000": "UP",
+            "http://172.27.0.5:8000": "UP",
+            "http://172.27.0.6:8000": "UP"
+        }
+    }
+]
+""")
+
+
+def services_with(status: dict[str, str], service_names: tuple[str, ...]) -> list[dict]:
+    services = copy.deepcopy(LIVE_SERVICES)
+    for service in services:
+        if service["name"] in service_names:
+            service["serverStatus"].update(status)
+    return services
+
+
+def test_live_capture_all_up() -> None:
+    states = merged_states_by_ip(LIVE_SERVICES)
+    assert states == {
+        "172.27.0.4": ServerState.UP,
+        "172.27.0.5": ServerState.UP,
+        "172.27.0.6": ServerState.UP,
+    }
+
+
+def test_parse_single_service_urls_and_hosts() -> None:
+    servers = parse_server_states(find_service(LIVE_SERVICES, "web@docker"))
+    assert set(servers) == {f"http://172.27.0.{i}:8000" for i in (4, 5, 6)}
+    assert {s.host for s in servers.values()} == {"172.27.0.4", "172.27.0.5", "172.27.0.6"}
+
+
+def test_down_in_one_service_is_down_but_still_receiving_traffic() -> None:
+    services = services_with({"http://172.27.0.5:8000": "DOWN"}, ("web@docker",))
+    assert merged_states_by_ip(services)["172.27.0.5"] is ServerState.DOWN
+    # web-secure@docker still routes to it: not yet drained
+    assert "172.27.0.5" in ips_up_anywhere(services)
+
+
+def test_down_everywhere_is_out_of_rotation() -> None:
+    services = services_with(
+        {"http://172.27.0.5:8000": "DOWN"}, ("web@docker", "web-secure@docker")
+    )
+    assert merged_states_by_ip(services)["172.27.0.5"] is ServerState.DOWN
+    assert ips_up_anywhere(services) == {"172.27.0.4", "172.27.0.6"}
+
+
+def test_server_missing_from_servers_is_absent() -> None:
+    services = copy.deepcopy(LIVE_SERVICES)
+    for service in services:
+        if "loadBalancer" in service:
+            service["loadBalancer"]["servers"] = [
+                s for s in service["loadBalancer"]["servers"] if "172.27.0.6" not in s["url"]
+            ]
+            service["serverStatus"].pop("http://172.27.0.6:8000")
+    assert "172.27.0.6" not in merged_states_by_ip(services)
+
+
+def test_server_listed_without_status_counts_as_up() -> None:
+    service = {"name": "web@docker", "loadBalancer": {"servers": [{"url": "http://10.0.0.2:8000"}]}}
+    assert parse_server_states(service)["http://10.0.0.2:8000"].state is ServerState.UP
+
+
+def test_missing_service_and_internal_services_give_nothing() -> None:
+    assert parse_server_states(find_service(LIVE_SERVICES, "nope@docker")) == {}
+    assert parse_server_states(find_service(LIVE_SERVICES, "api@internal")) == {}
+    assert merged_states_by_ip([]) == {}
+
+
+class ComposeLoader(yaml.SafeLoader):
+    """Reads compose files: Compose's own tags (!reset, !override) are not YAML's."""
+
+
+ComposeLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+
+
+def test_the_capture_matches_the_compose_labels() -> None:
+    """The health check Traefik reports is the one docker-compose.ha.yml configures, and there is
+    no passive health check (the compose file leaves it out on purpose)."""
+    repo = Path(__file__).resolve().parents[3]
+    compose = yaml.load((repo / "docker-compose.ha.yml").read_text(), Loader=ComposeLoader)
+    labels: dict[str, str] = compose["services"]["web"]["labels"]
+    for name in ("web", "web-secure"):
+        prefix = f"traefik.http.services.{name}.loadbalancer."
+        assert not [k for k in labels if k.startswith(prefix + "passivehealthcheck")]
+        balancer = find_service(LIVE_SERVICES, f"{name}@docker")["loadBalancer"]
+        assert "passiveHealthCheck" not in balancer
+        check = balancer["healthCheck"]
+        for key in ("path", "interval", "timeout"):
+            assert check[key] == labels[f"{prefix}healthcheck.{key}"], (name, key)
+        assert balancer["sticky"]["cookie"]["name"] == labels[f"{prefix}sticky.cookie.name"]
