@@ -94,6 +94,20 @@ def assert_each_once_with_reply(shown: list[Shown], sent: list[str]) -> None:
         assert len({m.id for m in shown}) == len(shown)
 
 
+def get_with_retries(
+    client: httpx.Client, path: str, params: dict[str, str | int], attempts: int = 10
+) -> httpx.Response:
+    """The test's own reads, retried like the page's on 502-504: the API answers 503 +
+    Retry-After when its database deadline passes (a loaded host, a replica just killed)."""
+    for attempt in range(1, attempts + 1):
+        r = client.get(path, params=params)
+        if r.status_code not in (502, 503, 504) or attempt == attempts:
+            r.raise_for_status()
+            return r
+        time.sleep(0.5)
+    raise AssertionError("unreachable")
+
+
 def stored_messages(stack: Stack, conversation_id: str) -> list[dict[str, str]]:
     """Every message the API stored for the conversation, page by page (keyset cursor)."""
     items: list[dict[str, str]] = []
@@ -103,8 +117,7 @@ def stored_messages(stack: Stack, conversation_id: str) -> list[dict[str, str]]:
             params: dict[str, str | int] = {"limit": 200}
             if cursor:
                 params["cursor"] = cursor
-            r = c.get(f"/api/v1/conversations/{conversation_id}/messages", params=params)
-            r.raise_for_status()
+            r = get_with_retries(c, f"/api/v1/conversations/{conversation_id}/messages", params)
             items += r.json()["items"]
             cursor = r.json()["next_cursor"]
             if not cursor:
