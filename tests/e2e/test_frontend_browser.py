@@ -133,6 +133,14 @@ def assert_stored_once(stack: Stack, page: ChatPage, sent: list[str]) -> None:
     assert sum(m["role"] == "assistant" for m in stored) == len(sent)
 
 
+def pinned_replica(stack: Stack, cookie: str) -> str:
+    """The replica the browser's `ha_sticky` cookie pins: the one answering most of a few
+    whoami calls sent with that cookie (a slow pinned attempt may be answered elsewhere)."""
+    with httpx.Client(base_url=stack.base_url, cookies={"ha_sticky": cookie}, timeout=10) as c:
+        answers = Counter(c.get("/api/v1/whoami").json()["replica"] for _ in range(7))
+    return answers.most_common(1)[0][0]
+
+
 def web_by_hostname(stack: Stack) -> dict[str, Container]:
     """The page's badge shows X-Replica, which is the replica's hostname (its short id)."""
     return {c.config.hostname: c for c in stack.containers("web")}
@@ -173,8 +181,11 @@ def test_a_person_signs_in_chats_and_pages_through_history_by_keyboard(
         page.wait_sent(i)
     shown = page.messages()
     assert_each_once_with_reply(shown, sent)
-    # Sticky: one replica answered everything, and the badge names it.
-    assert len({m.replica for m in shown}) == 1 and shown[0].replica in web_by_hostname(stack)
+    # Every badge names a replica of this stack, and the browser holds a sticky cookie. (Not
+    # always the same replica: a pinned attempt slower than PINNED_RESPONSE_TIMEOUT is answered
+    # by another replica through the failover service, by design; docs/failover.md.)
+    assert {m.replica for m in shown} <= set(web_by_hostname(stack))
+    assert page.sticky_cookie()
 
     # 60 more messages through the API: the history is longer than one page (50).
     conversation_id = str(page.js("return sessionStorage.getItem('conversationId');"))
@@ -283,9 +294,10 @@ def test_chat_survives_sigkill_of_the_pinned_web_replica(page: ChatPage, stack: 
         say(f"before kill {i}")
         page.wait_sent(len(sent))
     cookie = page.sticky_cookie()
-    pinned = page.messages()[-1].replica
+    assert cookie
+    pinned = pinned_replica(stack, cookie)
     webs = web_by_hostname(stack)
-    assert cookie and pinned in webs, (cookie, pinned, sorted(webs))
+    assert pinned in webs, (cookie, pinned, sorted(webs))
     victim = webs[pinned]
     try:
         # The kill lands while this message is on its way (or just before it): either way the
@@ -305,11 +317,11 @@ def test_chat_survives_sigkill_of_the_pinned_web_replica(page: ChatPage, stack: 
         shown = page.messages()
         assert_each_once_with_reply(shown, sent)
         assert_stored_once(stack, page, sent)
-        # Failover is visible: the badges before the kill name the victim, after it another.
-        assert {m.replica for m in shown[:4]} == {pinned}
+        # Failover is visible: no badge after the kill names the victim, and Traefik pinned
+        # the browser to another replica (a new cookie).
         after = {m.replica for m in shown[6:]}
-        assert len(after) == 1 and pinned not in after, after
-        assert page.sticky_cookie() != cookie  # Traefik pinned the browser to the new replica
+        assert pinned not in after and after <= set(web_by_hostname(stack)), after
+        assert page.sticky_cookie() != cookie
         assert page.console_csp_violations() == []
     finally:
         victim.start()
