@@ -51,6 +51,7 @@ up-ha: bootstrap ## Traefik + 3 replicas (WEB_REPLICAS) + monitoring + self-heal
 	@# The controller's image is built from this checkout (cached layers: seconds when unchanged).
 	@if [ "$(SELFHEAL)" = 1 ] && [ -f compose/selfheal.yml ]; then $(COMPOSE) $(HA_FILES) build -q selfheal; fi
 	@$(COMPOSE) $(HA_FILES) up -d --wait --remove-orphans
+	@echo "chat page:  http://127.0.0.1:$${HTTP_PORT:-80}/  (sign in with a token from secrets/api_tokens)"
 	@echo "service:    http://127.0.0.1:$${HTTP_PORT:-80}/api/v1/whoami  (https on $${HTTPS_PORT:-443})"
 	@echo "dashboard:  http://127.0.0.1:$${TRAEFIK_API_PORT:-8080}/dashboard/  (admin / secrets/dashboard_password)"
 	@if [ "$(MONITORING)" = 1 ] && [ -f compose/monitoring.yml ]; then \

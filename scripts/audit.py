@@ -280,7 +280,7 @@ def rate_limited_routers() -> tuple[bool, str]:
     routers = {r["name"]: r for r in json.loads(body)} if status == 200 else {}
     problems = [
         name
-        for name in ("web@docker", "web-secure@docker")
+        for name in ("web@docker", "web-secure@docker", "frontend@docker", "frontend-secure@docker")
         if "ratelimit@file" not in (routers.get(name, {}).get("middlewares") or [])
     ]
     _, _, mw = http(
@@ -290,7 +290,8 @@ def rate_limited_routers() -> tuple[bool, str]:
     return not problems, (
         f"without ratelimit@file: {problems}"
         if problems
-        else f"web and web-secure limited per client (average {limit.get('average')}, "
+        else f"web, frontend and their HTTPS routers limited per client (average "
+        f"{limit.get('average')}, "
         f"burst {limit.get('burst')})"
     )
 
@@ -326,10 +327,14 @@ def main() -> int:
         "postgres: non-root, read-only root filesystem, no capabilities",
         least_privilege("postgres"),
     )
+    check(
+        "frontend: non-root, read-only root filesystem, no capabilities",
+        least_privilege("frontend"),
+    )
     check("no secret value in docker inspect", no_secret_in_inspect)
     check("dashboard/API: 127.0.0.1 only, basic auth", dashboard_protected)
     check("TLS on websecure, HSTS and security headers", tls_and_headers)
-    check("rate limit per client on both routers", rate_limited_routers)
+    check("rate limit per client on every router", rate_limited_routers)
     check("only containers with traefik.enable=true are routed", only_labelled_routed)
     failed = results.count(False)
     print(f"{len(results) - failed} passed, {failed} failed")

@@ -68,8 +68,32 @@ ensure_compose() {
   say "Compose plugin $(docker compose version --short)"
 }
 
+# The browser tests (tests/e2e/test_frontend_browser.py) drive Debian's Chromium through its
+# chromedriver (Selenium, pinned in pyproject.toml, downloads nothing); the page's logic tests
+# run under Node's built-in test runner.
+ensure_browser_tools() {
+  local missing=() tool
+  for tool in chromium:chromium chromedriver:chromium-driver node:nodejs; do
+    command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
+  done
+  if [ ${#missing[@]} -eq 0 ]; then
+    say "browser test tools present ($(chromium --version 2>/dev/null | head -1), node $(node --version))"
+    return
+  fi
+  is_debian_like && [ "$(id -u)" = 0 ] || die "missing ${missing[*]}: install them (Debian: \
+apt-get install ${missing[*]}), then run 'make bootstrap' again."
+  say "installing ${missing[*]} (apt-get)"
+  # Wait for the dpkg lock rather than fail when another apt run holds it.
+  apt-get -o DPkg::Lock::Timeout=300 update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
+    --no-install-recommends "${missing[@]}" >/dev/null
+}
+
 ensure_engine
 ensure_compose
+if [ "${BOOTSTRAP_SKIP_BROWSER:-0}" != 1 ]; then
+  ensure_browser_tools
+fi
 if [ "${BOOTSTRAP_SKIP_IMAGES:-0}" != 1 ]; then
   "$here/ensure_images.sh"
 fi

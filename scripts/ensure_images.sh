@@ -18,11 +18,16 @@ UPSTREAM=(
   ALERTMANAGER_IMAGE=prom/alertmanager:v0.27.0
   NODE_EXPORTER_IMAGE=prom/node-exporter:v1.8.2
   SOCKET_PROXY_IMAGE=haproxy:2.6
+  FRONTEND_IMAGE=nginx:1.27
 )
 
-all_present() {  # every image named in the env file exists in the engine's store
+all_present() {  # every variable above is named in the env file, and its image exists
   [ -s "$env_file" ] || return 1
-  local line missing=0
+  local line missing=0 pair
+  # An env file written before a variable was added (e.g. FRONTEND_IMAGE) must be completed.
+  for pair in "${UPSTREAM[@]}"; do
+    grep -q "^${pair%%=*}=" "$env_file" || { say "${pair%%=*} not in $(basename "$env_file")"; missing=1; }
+  done
   while IFS='=' read -r var image; do
     [[ "$var" =~ ^[A-Z_]+_IMAGE$ ]] || continue
     docker image inspect "$image" >/dev/null 2>&1 || { say "missing $image ($var)"; missing=1; }

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from prometheus_fastapi_instrumentator import Instrumentator
 
 from app import contract, errors, metrics, state
@@ -96,10 +97,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (health, info, chat, work):
         app.include_router(module.router)
 
-    # Middleware order, outermost first: request id/access log -> instrumentator -> auth ->
-    # body limit. Auth before the body limit: an unauthenticated body is never read.
+    # Middleware order, outermost first: request id/access log -> CORS (when configured) ->
+    # instrumentator -> auth -> body limit. Auth before the body limit: an unauthenticated body
+    # is never read. CORS outside auth: a preflight carries no token.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AuthenticateFirst, openapi=app.openapi, tokens=settings.tokens)
     Instrumentator(excluded_handlers=["/metrics"], should_group_untemplated=True).instrument(app)
+    if settings.cors_origins:
+        # Only for origins named in CORS_ALLOW_ORIGINS. Bearer tokens, not cookies, so no
+        # credentials; the page's retry logic needs X-Replica and Idempotent-Replayed readable.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+            expose_headers=["X-Replica", "X-Request-ID", "Idempotent-Replayed", "Retry-After"],
+            max_age=600,
+        )
     app.add_middleware(RequestContextMiddleware, replica_id=settings.replica_id)
     return app

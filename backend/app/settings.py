@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     api_tokens: str = ""
     api_tokens_file: str | None = None
 
+    # Other origins allowed to call the API from a browser (comma-separated, e.g.
+    # "https://app.example.com"). Empty: no CORS headers at all. The bundled page needs none:
+    # Traefik serves it and the API on one origin.
+    cors_allow_origins: str = ""
+
     max_body_bytes: int = 65536
     max_message_chars: int = 5000  # x12 (JSON escapes) fits MAX_BODY_BYTES
     max_title_chars: int = 200
@@ -69,6 +74,10 @@ class Settings(BaseSettings):
     retry_after_seconds: int = 1
     idempotency_ttl_hours: float = 24.0
     idempotency_purge_interval_s: float = 600.0
+
+    @property
+    def cors_origins(self) -> list[str]:
+        return [o.strip() for o in self.cors_allow_origins.split(",") if o.strip()]
 
     @cached_property
     def tokens(self) -> list[str]:

@@ -30,13 +30,14 @@ declare -A TAG=(
   [node-exporter]=compose-ha/node-exporter:1.5
   [wrk]=compose-ha/wrk:4.1.0          # Debian wrk 4.1.0-3+b2: hactl bench's compiled generator
   [socket-proxy]=compose-ha/socket-proxy:2.6  # Debian haproxy 2.6.12-1+deb12u3: Traefik's Docker API proxy
+  [nginx]=compose-ha/nginx:1.22       # Debian nginx 1.22.1: the frontend's static page server
 )
 declare -A ENV_VAR=(
   [python-base]=PYTHON_BASE_IMAGE [traefik]=TRAEFIK_IMAGE [postgres]=POSTGRES_IMAGE
   [prometheus]=PROMETHEUS_IMAGE [alertmanager]=ALERTMANAGER_IMAGE [node-exporter]=NODE_EXPORTER_IMAGE
-  [wrk]=WRK_IMAGE [socket-proxy]=SOCKET_PROXY_IMAGE
+  [wrk]=WRK_IMAGE [socket-proxy]=SOCKET_PROXY_IMAGE [nginx]=FRONTEND_IMAGE
 )
-ORDER=(python-base traefik postgres prometheus alertmanager node-exporter wrk socket-proxy)
+ORDER=(python-base traefik postgres prometheus alertmanager node-exporter wrk socket-proxy nginx)
 
 say() { printf '\033[1mairgap:\033[0m %s\n' "$*"; }
 die() { printf 'airgap: error: %s\n' "$*" >&2; exit 1; }

@@ -39,6 +39,7 @@ def test_every_image_in_env_file_exists(docker_engine: DockerClient) -> None:
         "ALERTMANAGER_IMAGE",
         "NODE_EXPORTER_IMAGE",
         "SOCKET_PROXY_IMAGE",
+        "FRONTEND_IMAGE",
     }
     assert expected <= IMAGES.keys()
     for var in expected:
