@@ -18,6 +18,7 @@ import httpx
 from python_on_whales import Container, DockerClient
 
 from hactl.waiting import WaitAbortedError, WaitFailedError, wait_until
+from hactl.waiting import wait_for as hactl_wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 BASE_FILE = REPO / "docker-compose.yml"
@@ -144,21 +145,27 @@ class Stack:
         A container that exits non-zero still fails the wait at once.
         """
         self.docker.compose.up(detach=True, scales=scales or {})
-        wait_for(self.settled, timeout, f"every container of {self.project} running and healthy")
+        what = f"every container of {self.project} running and healthy"
+        try:
+            hactl_wait_for(what, self.settled, timeout)
+        except WaitFailedError as error:
+            raise AssertionError(str(error)) from error
 
-    def settled(self) -> bool:
+    def settled(self) -> tuple[bool, str]:
         """Every container running (healthy where it has a health check), or a one-shot
-        container (`migrate`) that exited 0."""
+        container (`migrate`) that exited 0; the detail names the others."""
         containers = self.docker.compose.ps(all=True)
+        pending = []
         for container in containers:
             state = container.state
+            health = state.health.status if state.health else None
             if state.status == "exited":
                 if state.exit_code == 0:
                     continue
                 raise WaitAbortedError(f"{container.name} exited {state.exit_code}")
-            if state.status != "running" or (state.health and state.health.status != "healthy"):
-                return False
-        return bool(containers)
+            if state.status != "running" or health not in (None, "healthy"):
+                pending.append(f"{container.name}={state.status}/{health}")
+        return bool(containers) and not pending, ", ".join(pending) or f"{len(containers)} ok"
 
     def down(self) -> None:
         self.docker.compose.down(volumes=True, remove_orphans=True, timeout=5)
