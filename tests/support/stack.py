@@ -17,7 +17,8 @@ import httpx
 from python_on_whales import Container, DockerClient
 
 from hactl.stack.endpoints import free_port
-from hactl.waiting import WaitFailedError, wait_until
+from hactl.waiting import WaitAbortedError, WaitFailedError, wait_until
+from hactl.waiting import wait_for as hactl_wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 BASE_FILE = REPO / "docker-compose.yml"
@@ -131,7 +132,36 @@ class Stack:
 
     # --- lifecycle -----------------------------------------------------------------------------
     def up(self, scales: dict[str, int] | None = None, timeout: int = 180) -> None:
-        self.docker.compose.up(detach=True, wait=True, wait_timeout=timeout, scales=scales or {})
+        """`compose up -d`, then wait until every container runs and is healthy.
+
+        Not `up --wait`: it gives up at a container's first `unhealthy`. On a loaded host a
+        replica's health check (3 s timeout, 2 retries after a 30 s start period) fails once
+        and passes a few seconds later; Docker's status recovers, `--wait` does not (two e2e
+        runs here failed at setup with "container ...-web-1 is unhealthy", load average 50).
+        A container that exits non-zero still fails the wait at once.
+        """
+        self.docker.compose.up(detach=True, scales=scales or {})
+        what = f"every container of {self.project} running and healthy"
+        try:
+            hactl_wait_for(what, self.settled, timeout)
+        except WaitFailedError as error:
+            raise AssertionError(str(error)) from error
+
+    def settled(self) -> tuple[bool, str]:
+        """Every container running (healthy where it has a health check), or a one-shot
+        container (`migrate`) that exited 0; the detail names the others."""
+        containers = self.docker.compose.ps(all=True)
+        pending = []
+        for container in containers:
+            state = container.state
+            health = state.health.status if state.health else None
+            if state.status == "exited":
+                if state.exit_code == 0:
+                    continue
+                raise WaitAbortedError(f"{container.name} exited {state.exit_code}")
+            if state.status != "running" or health not in (None, "healthy"):
+                pending.append(f"{container.name}={state.status}/{health}")
+        return bool(containers) and not pending, ", ".join(pending) or f"{len(containers)} ok"
 
     def down(self) -> None:
         self.docker.compose.down(volumes=True, remove_orphans=True, timeout=5)

@@ -91,6 +91,12 @@ class AutoscalerMetrics:
                 self.metric_value.labels(proposal.name).set(proposal.current)
 
 
+def scale_now(running: RunningStack, count: int, timeout: float) -> ScaleResult:
+    """`hactl scale` as if run now: a Docker client made now sees the env files as they are
+    now (an .env.rollout written by a rollout after the loop started, say)."""
+    return scale(RunningStack.connect(running.stack), count, timeout)
+
+
 def _now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -113,7 +119,7 @@ class Controller:
     log: TextIO = sys.stdout
     dry_run: bool = False
     clock: Callable[[], float] = time.monotonic
-    scaler: Callable[[RunningStack, int, float], ScaleResult] = scale
+    scaler: Callable[[RunningStack, int, float], ScaleResult] = scale_now
     state: HpaState = field(default_factory=HpaState)
 
     def __post_init__(self) -> None:

@@ -59,7 +59,8 @@ class UnreadyTiming:
 
 
 def timed_scale(running: RunningStack, count: int, timeout: float) -> ScaleTiming:
-    result = run_scale(running, count, timeout)
+    # Connected now: the env files as they are now (a timed rollout wrote .env.rollout).
+    result = run_scale(RunningStack.connect(running.stack), count, timeout)
     return ScaleTiming(result.before, result.after, round(result.seconds, 2))
 
 
@@ -82,7 +83,8 @@ def timed_rollout(running: RunningStack, timeout: float, image: str | None = Non
     if image is None:
         image = rollout_tag(replicas[0].config.image)
         running.docker.image.tag(replicas[0].image, image)
-    result = run_rollout(running, image, build=False, batch_size=1, timeout=timeout, migrate=True)
+    now = RunningStack.connect(running.stack)
+    result = run_rollout(now, image, build=False, batch_size=1, timeout=timeout, migrate=True)
     return RolloutTiming(
         result.image,
         result.previous_image,
