@@ -48,12 +48,11 @@ class Settings(BaseSettings):
     db_pool_max: int = 10
     db_connect_timeout: float = 2.0
     db_command_timeout: float = 5.0
-    db_acquire_timeout: float = 2.0
-    # One deadline for all of a request's database work (acquire, connect, every query): a
-    # missing database is a 503 well before Traefik's response-header timeout, never a hang.
-    # Below PINNED_RESPONSE_TIMEOUT (400 ms), so the replica that got the request answers it
-    # instead of Traefik sending it to a second replica that would wait for the same database.
-    db_request_deadline: float = 0.35
+    # A pooled connection within this (opening one included), then all of a request's queries
+    # within db_request_deadline: a missing or frozen database is a 503 + Retry-After, never a
+    # hang (db.py says why these are two bounds).
+    db_acquire_timeout: float = 1.0
+    db_request_deadline: float = 1.0
     # Simulated model latency of POST /api/v1/chat (a real chat backend waits on a model).
     assistant_latency_ms: int = Field(0, ge=0, le=60000)
     ready_db_timeout: float = 1.0

@@ -141,10 +141,10 @@ def test_db_restart_answers_only_fast_503s_loses_no_write_and_restarts_no_replic
     assert outage["recovered_after_last_fault_step_s"] is not None, outage
     assert outage["recovered_after_last_fault_step_s"] <= 30, outage
     # Never a hang, a 502 or a 504: every failure is the API's 503 + Retry-After, answered
-    # within the backend's database deadline (0.35 s), well under Traefik's 1.5 s bound.
+    # within the backend's database bounds (1 s), under Traefik's 1.5 s response-header bound.
     assert outage["not_503_with_retry_after"] == {}, explain(report)
     failed = [r for r in report["failed_requests"] if r["status"] == 503]
-    assert all(r["latency_s"] < 1.0 for r in failed), [r["latency_s"] for r in failed]
+    assert all(r["latency_s"] < 1.5 for r in failed), [r["latency_s"] for r in failed]
     # Requests that need no database kept succeeding.
     assert report["requests_by_path_kind"]["whoami"]["failed"] == 0, explain(report)
     assert report["stack_settled"]["ok"], report["stack_settled"]
