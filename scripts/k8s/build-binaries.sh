@@ -43,6 +43,7 @@ go_install() {
 	log "$bin: building $pkg (go install)"
 	start=$(date +%s)
 	tmp=$(mktemp -d "$CACHE/.tmp-$bin.XXXX")
+	trap 'rm -rf "$tmp"' EXIT
 	GOBIN=$tmp run go install -trimpath -ldflags '-s -w' "$pkg"
 	mkdir -p "$CACHE/$dir"
 	# The binary is named after the package's last path element (e.g. "v3" -> "server").
@@ -108,19 +109,26 @@ k8s_build() {
 	log "$bin: built in $(($(date +%s) - start)) s"
 }
 
-# kwok needs Stage objects (how simulated nodes and pods change status): the upstream ones from
-# the same module version, concatenated into one --config file.
-kwok_stages() {
-	local dir=kwok-$KWOK_VERSION src
-	[ -s "$CACHE/$dir/stages.yaml" ] && return
+# kwok's --config: the upstream Stage objects of the same module version (how simulated nodes,
+# pods and volumes change status), its simulation of kubelet's /metrics/resource, and pod CPU and
+# memory usage read from the pods' kwok.x-k8s.io/usage-{cpu,memory} annotations. The volume
+# stages bind PVCs of the kwok-volume StorageClass (written beside it).
+kwok_config() {
+	local dir=$CACHE/kwok-$KWOK_VERSION src
+	[ -s "$dir/kwok-config.yaml" ] && [ -s "$dir/storage-class.yaml" ] && return
 	run go mod download sigs.k8s.io/kwok@"$KWOK_VERSION"
-	src=$(go env GOMODCACHE)/sigs.k8s.io/kwok@$KWOK_VERSION/kustomize/stage
-	for f in "$src"/node/fast/*.yaml "$src"/node/heartbeat/*.yaml "$src"/pod/fast/*.yaml; do
-		cat "$f"
+	src=$(go env GOMODCACHE)/sigs.k8s.io/kwok@$KWOK_VERSION/kustomize
+	mkdir -p "$dir"
+	for f in "$src"/stage/node/fast/*.yaml "$src"/stage/node/heartbeat/*.yaml \
+		"$src"/stage/pod/fast/*.yaml "$src"/stage/volume/fast/p*.yaml \
+		"$src"/metrics/resource/metrics-resource.yaml "$src"/metrics/usage/usage-from-annotation.yaml; do
+		case $f in */kustomization.yaml) continue ;; esac
 		echo '---'
-	done >"$CACHE/$dir/.stages.tmp"
-	mv "$CACHE/$dir/.stages.tmp" "$CACHE/$dir/stages.yaml"
-	log "kwok: stages written to $CACHE/$dir/stages.yaml"
+		cat "$f"
+	done >"$dir/.config.tmp"
+	cp "$src/stage/volume/fast/storage-class.yaml" "$dir/storage-class.yaml"
+	mv "$dir/.config.tmp" "$dir/kwok-config.yaml"
+	log "kwok: config written to $dir/kwok-config.yaml"
 }
 
 total=$(date +%s)
@@ -130,7 +138,7 @@ k8s_build kube-apiserver
 k8s_build kube-controller-manager
 k8s_build kube-scheduler
 go_install "kwok-$KWOK_VERSION" kwok "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
-kwok_stages
+kwok_config
 go_install "metrics-server-$METRICS_SERVER_VERSION" metrics-server \
 	"sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION"
 if [ "${K8S_BUILD_KUBELET:-0}" = 1 ]; then k8s_build kubelet; fi
