@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -56,6 +57,27 @@ def cache_dir() -> Path:
     return Path(os.environ.get("K8S_CACHE_DIR", default))
 
 
+def wait_for_build(timeout: float) -> float:
+    """Wait while scripts/k8s/build-binaries.sh runs (it holds a lock in the cache: CI starts
+    it in the background before the Compose suite); the seconds waited. No build: no wait."""
+    lock = cache_dir() / ".build.lock"
+    if not lock.exists():
+        return 0.0
+    start = time.monotonic()
+    with lock.open() as handle:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(handle, fcntl.LOCK_UN)
+                return time.monotonic() - start
+            except BlockingIOError:
+                if time.monotonic() - start > timeout:
+                    raise TimeoutError(
+                        f"the Kubernetes binaries build still runs after {timeout:.0f} s"
+                    ) from None
+                time.sleep(5)
+
+
 @dataclass(frozen=True)
 class Binaries:
     etcd: Path
@@ -90,7 +112,8 @@ class Binaries:
         if missing:
             raise FileNotFoundError(
                 f"Kubernetes binaries missing: {', '.join(missing)}; "
-                f"build them with `bash {BUILD_SCRIPT}` (make k8s-binaries)"
+                f"build them with `bash {BUILD_SCRIPT}` (make k8s-binaries); CI's background "
+                f"build logs to {root / 'build.log'}"
             )
         return found
 

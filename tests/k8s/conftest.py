@@ -6,6 +6,7 @@ No skip: when a binary is missing the fixture fails with the build command to ru
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 
 from tests.k8s.manifests import NAMESPACES, OVERLAYS, REPO, one, prepared_tree, render
 
-from control_plane import Binaries, ControlPlane  # isort: skip (path set by manifests)
+from control_plane import Binaries, ControlPlane, wait_for_build  # isort: skip (path set by manifests)
 
 SERVICEMONITOR_CRD = REPO / "tests/k8s/data/crds/monitoring.coreos.com_servicemonitors.yaml"
 
@@ -41,6 +42,10 @@ def overlay_files(overlay_docs: dict[str, list[dict]], k8s_tree: Path) -> dict[s
 
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[ControlPlane]:
+    # CI builds the binaries in the background while the Compose suite runs: wait for it.
+    waited = wait_for_build(float(os.environ.get("K8S_BUILD_WAIT_SECONDS", "3600")))
+    if waited > 1:
+        print(f"\nwaited {waited:.0f} s for scripts/k8s/build-binaries.sh")
     plane = ControlPlane(Binaries.from_cache(), nodes=3)
     try:
         plane.start()
