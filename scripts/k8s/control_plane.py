@@ -590,6 +590,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     run = sub.add_parser("run", help="start, run a command with KUBECONFIG set, stop")
     run.add_argument("argv", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
+
+    def interrupted(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM stops the cluster as Ctrl-C does
+
+    signal.signal(signal.SIGTERM, interrupted)
     with running() as plane:
         print(f"control plane up in {plane.timings['start_s']:.1f} s", flush=True)
         print(f"export KUBECONFIG={plane.kubeconfig}", flush=True)
