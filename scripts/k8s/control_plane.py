@@ -438,6 +438,8 @@ class ControlPlane:
                 f"--tls-cert-file={p / 'serving.crt'}",
                 f"--tls-private-key-file={p / 'serving.key'}",
                 "--node-lease-duration-seconds=0",
+                # Pod IPs outside the Service range (nothing routes them; kept apart anyway).
+                "--cidr=10.244.0.1/16",
             ],
         )
         wait_for("kwok port", lambda: self._alive(kwok) and port_open(self.ports["kwok"]), 60)
@@ -516,6 +518,8 @@ class ControlPlane:
             f"{c.name} pid {c.process.pid}" for c in self.components if c.process.poll() is None
         ]
         found += [f"port {n} {p}" for n, p in self.ports.items() if port_open(p)]
+        if self.workdir.exists():
+            found.append(f"work directory {self.workdir}")
         return found
 
 
