@@ -71,11 +71,12 @@ def wait_for_build(timeout: float) -> float:
                 fcntl.flock(handle, fcntl.LOCK_UN)
                 return time.monotonic() - start
             except BlockingIOError:
-                if time.monotonic() - start > timeout:
+                left = timeout - (time.monotonic() - start)
+                if left <= 0:
                     raise TimeoutError(
                         f"the Kubernetes binaries build still runs after {timeout:.0f} s"
                     ) from None
-                time.sleep(5)
+                time.sleep(min(2.0, left))
 
 
 @dataclass(frozen=True)
