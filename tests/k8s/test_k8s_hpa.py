@@ -96,11 +96,9 @@ def drive(cluster: ControlPlane, load: KwokLoad, target: int, timeout: float) ->
         load.apply()
         hpa = cluster.get_json(HPA, "-n", NAMESPACE)
         desired = hpa.get("status", {}).get("desiredReplicas")
-        if (
-            desired is not None
-            and desired not in reasons
-            and desired == hpa["status"].get("currentReplicas", desired)
-        ):
+        if desired is not None and desired not in reasons:
+            # First sight of a new count: the status the deciding sync wrote (the next sync
+            # comes 15 s later, the loop polls every second).
             reasons[desired] = _limited_reason(hpa) or "DesiredWithinRange"
         replicas = cluster.get_json("deployment/jackcwf-backend", "-n", NAMESPACE)["spec"][
             "replicas"
