@@ -14,7 +14,7 @@ import pytest
 
 from tests.k8s.manifests import NAMESPACES, OVERLAYS, REPO, one, prepared_tree, render
 
-from control_plane import Binaries, ControlPlane, wait_for_build  # isort: skip (path set by manifests)
+from control_plane import Binaries, ControlPlane, wait_for, wait_for_build  # isort: skip (path set by manifests)
 
 SERVICEMONITOR_CRD = REPO / "tests/k8s/data/crds/monitoring.coreos.com_servicemonitors.yaml"
 
@@ -52,10 +52,17 @@ def cluster() -> Iterator[ControlPlane]:
         print(f"\ncontrol plane up in {plane.timings['start_s']:.1f} s ({plane.workdir})")
         # The prometheus-operator's own CRD, so the server checks the ServiceMonitor for real.
         plane.kubectl("apply", "--server-side", "-f", str(SERVICEMONITOR_CRD))
-        plane.kubectl(
-            "wait", "--for=condition=Established", "--timeout=60s",
-            "crd/servicemonitors.monitoring.coreos.com",
-        )  # fmt: skip
+        # (Polled: `kubectl wait` errors while the CRD has no conditions yet.)
+        wait_for(
+            "ServiceMonitor CRD established",
+            lambda: any(
+                c["type"] == "Established" and c["status"] == "True"
+                for c in plane.get_json("crd/servicemonitors.monitoring.coreos.com")
+                .get("status", {})
+                .get("conditions", [])
+            ),
+            60,
+        )
         yield plane
     finally:
         plane.stop()

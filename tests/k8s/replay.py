@@ -34,8 +34,10 @@ POD_CPU = 1.0
 POD_MEMORY = 512 * MIB
 # What every simulated pod uses of memory: far below the 80 % target, so CPU decides.
 POD_MEMORY_USE = 100 * MIB
-# Total CPUs the tests load the pods with: 200 % of 3 pods' requests (3 -> 7 -> 10), then idle.
-SCALE_UP_LOAD = 6.0
+# Total CPUs the tests load the pods with (3 -> 7 -> 10), then idle. 12: even while the 4 new pods
+# have no valid metrics yet (the real HPA then counts them as 0 %), the 3 old ones at 171 % still
+# ask for more than 10, so the controller's second step is 10 whenever it comes.
+SCALE_UP_LOAD = 12.0
 IDLE_LOAD = 0.3
 
 

@@ -10,13 +10,14 @@ window takes about 9 minutes: that test is in the slow tier (`make test-slow`).
 from __future__ import annotations
 
 import itertools
+import json
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import pytest
 
-from tests.k8s.manifests import NAMESPACES
+from tests.k8s.manifests import NAMESPACES, one
 from tests.k8s.replay import IDLE_LOAD, POD_MEMORY_USE, SCALE_UP_LOAD, replay
 
 from control_plane import ControlPlane, wait_for  # isort: skip (path set by manifests)
@@ -117,10 +118,51 @@ def _wait_metrics_flowing(cluster: ControlPlane) -> None:
     wait_for("HPA reading cpu and memory from metrics-server", active, 180, interval=2)
 
 
-def scale_up(cluster: ControlPlane) -> list[Rescale]:
+def _cores(quantity: str) -> float:
+    units = {"n": 1e-9, "u": 1e-6, "m": 1e-3}
+    return float(quantity[:-1]) * units[quantity[-1]] if quantity[-1] in units else float(quantity)
+
+
+def _wait_load_seen(cluster: ControlPlane, load: KwokLoad) -> None:
+    """Until metrics-server reports the load for every pod with a sample the HPA counts (taken
+    one metric window after the pod became ready: its CPU-initialization rule)."""
+
+    def seen() -> bool:
+        pods = load.apply()
+        raw = cluster.kubectl(
+            "get", "--raw", f"/apis/metrics.k8s.io/v1beta1/namespaces/{NAMESPACE}/pods"
+        ).stdout
+        samples = {m["metadata"]["name"]: m for m in json.loads(raw)["items"]}
+        ready = {
+            p["metadata"]["name"]: next(
+                c["lastTransitionTime"] for c in p["status"]["conditions"] if c["type"] == "Ready"
+            )
+            for p in cluster.get_json("pods", "-n", NAMESPACE, "-l", BACKEND)["items"]
+        }
+        if len(samples) != pods or set(samples) != set(ready):
+            return False
+        for name, sample in samples.items():
+            taken = datetime.fromisoformat(sample["timestamp"].replace("Z", "+00:00"))
+            window = float(sample["window"].rstrip("s"))
+            since = datetime.fromisoformat(ready[name].replace("Z", "+00:00"))
+            cpu = _cores(sample["containers"][0]["usage"]["cpu"])
+            if (taken - since).total_seconds() < window or cpu < 0.95 * load.total_cpu / pods:
+                return False
+        return True
+
+    wait_for("metrics-server reporting the load for every pod", seen, 240, interval=3)
+
+
+def scale_up(cluster: ControlPlane, hpa: dict) -> list[Rescale]:
+    """The load first, then the HPA: its first sync sees the whole load (a sample that spans
+    the change would show part of it and scale by less, as any HPA would)."""
     _wait_metrics_flowing(cluster)
+    cluster.kubectl("delete", HPA, "-n", NAMESPACE)
+    load = KwokLoad(cluster, SCALE_UP_LOAD)
+    _wait_load_seen(cluster, load)
     before = len(rescales(cluster))
-    reasons = drive(cluster, KwokLoad(cluster, SCALE_UP_LOAD), target=10, timeout=300)
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(hpa))
+    reasons = drive(cluster, load, target=10, timeout=300)
     steps = rescales(cluster)[before:]
     expected = replay(3, [(0, SCALE_UP_LOAD)], duration=120)
     assert [s.replicas for s in steps] == [s.replicas for s in expected] == [7, 10]
@@ -132,10 +174,10 @@ def scale_up(cluster: ControlPlane) -> list[Rescale]:
     return steps
 
 
-def test_hpa_scales_kwok_pods_3_to_7_to_10_on_metrics_server_cpu(applied):
+def test_hpa_scales_kwok_pods_3_to_7_to_10_on_metrics_server_cpu(applied, overlay_docs):
     deployment = applied.get_json("deployment/jackcwf-backend", "-n", NAMESPACE)
     assert deployment["spec"]["replicas"] == 3
-    steps = scale_up(applied)
+    steps = scale_up(applied, one(overlay_docs["prod"], "HorizontalPodAutoscaler"))
     # Within one 15 s period the policy allows no second step (event times are whole seconds).
     assert (steps[1].at - steps[0].at).total_seconds() >= 14
     pods = applied.get_json("pods", "-n", NAMESPACE, "-l", BACKEND)["items"]
@@ -144,9 +186,9 @@ def test_hpa_scales_kwok_pods_3_to_7_to_10_on_metrics_server_cpu(applied):
 
 
 @pytest.mark.slow
-def test_hpa_scales_kwok_pods_down_after_the_300_s_window_to_3(applied):
+def test_hpa_scales_kwok_pods_down_after_the_300_s_window_to_3(applied, overlay_docs):
     if applied.get_json("deployment/jackcwf-backend", "-n", NAMESPACE)["spec"]["replicas"] != 10:
-        scale_up(applied)
+        scale_up(applied, one(overlay_docs["prod"], "HorizontalPodAutoscaler"))
     before = len(rescales(applied))
     idle = KwokLoad(applied, IDLE_LOAD)
     idle.apply()
