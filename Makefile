@@ -19,10 +19,11 @@ HA_FILES = -f docker-compose.yml -f docker-compose.ha.yml $(if $(filter 1,$(MONI
 PYTEST_ARGS ?=
 
 .PHONY: help bootstrap venv secrets airgap-images build up up-ha down clean ps logs \
-        status scale rollout verify audit chaos bench bench-docs lint test test-unit
+        status scale rollout verify audit chaos bench bench-docs lint test test-unit \
+        k8s-binaries k8s-check test-slow
 
 help: ## list the verbs
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 bootstrap: venv secrets ## Docker engine, Compose plugin, images (pulled or built locally), tools
 	@bash scripts/bootstrap.sh
@@ -102,5 +103,15 @@ lint: venv ## ruff and hadolint
 test-unit: venv ## fast tests, no Docker
 	@$(PYTEST) tests/unit $(PYTEST_ARGS)
 
-test: bootstrap build lint ## everything: unit, integration and end-to-end (needs the Docker engine)
-	@$(PYTEST) tests $(PYTEST_ARGS)
+test: bootstrap build lint ## everything but the slow tier: unit, integration, end-to-end, k8s
+	@$(PYTEST) tests -m "not slow" $(PYTEST_ARGS)
+
+test-slow: venv k8s-binaries ## the slow tier: waits of minutes (the HPA's 300 s scale-down window)
+	@$(PYTEST) tests -m slow $(PYTEST_ARGS)
+
+k8s-binaries: ## build etcd, kube-apiserver & co. from Go modules once (cache: ~/.cache/compose-ha/k8s)
+	@bash scripts/k8s/build-binaries.sh
+
+k8s-check: venv k8s-binaries ## k8s/ manifests: offline checks, then a real local control plane (kwok nodes)
+	@$(PYTEST) tests/unit/test_k8s_manifests.py tests/unit/test_k8s_hpa_replay.py tests/k8s \
+	  -m "not slow" $(PYTEST_ARGS)
