@@ -85,50 +85,29 @@ class Database:
 
     @asynccontextmanager
     async def connection(self, timeout: float | None = None) -> AsyncIterator[asyncpg.Connection]:
-        """A pooled connection within ``db_acquire_timeout``, then all of the request's queries
-        (the ``async with`` body) within ``db_request_deadline``: past either the work is
-        cancelled and the request answers 503 + Retry-After. Releasing the connection is not
-        part of the deadline (work that succeeded is never turned into a 503).
-
-        Why two bounds and not one: the acquire may have to open a connection, and a connect
-        cancelled half-way is lost. Measured at 150 requests/s on a cold pool: with one 1 s
-        bound for both, a burst of concurrent connects outlasted it, every connect was cancelled
-        and retried by the next request, and the pool never filled (nearly every request 503).
-        """
         if self.pool is None:
             raise DatabaseUnavailable("database pool not started")
-        conn = await self._acquire(timeout or self._settings.db_acquire_timeout)
-        deadline = self._settings.db_request_deadline
         try:
-            async with asyncio.timeout(deadline):
-                yield conn
-        except (asyncio.CancelledError, TimeoutError, *UNAVAILABLE_ERRORS) as exc:
-            # Past the deadline, cancelled or cut mid-query: the connection's state is unknown
-            # and resetting it could wait on a dead server. Drop it at once; the pool opens a
-            # new one later. asyncpg may already have detached a connection whose server went
-            # away.
+            conn = await self.pool.acquire(timeout=timeout or self._settings.db_acquire_timeout)
+        except UNAVAILABLE_ERRORS as exc:
+            raise DatabaseUnavailable(f"database unavailable: {exc.__class__.__name__}") from exc
+        try:
+            yield conn
+        except (asyncio.CancelledError, *UNAVAILABLE_ERRORS) as exc:
+            # Timed out or cancelled mid-query: the connection's state is unknown and resetting
+            # it could wait on a dead server. Drop it at once; the pool opens a new one later.
+            # asyncpg may already have detached a connection whose server went away.
             with contextlib.suppress(asyncpg.InterfaceError):
                 conn.terminate()
             await self._release(conn)
             if isinstance(exc, asyncio.CancelledError):
                 raise
-            why = type(exc).__name__
-            if isinstance(exc, TimeoutError):
-                why = f"no answer in {deadline} s"
-            raise DatabaseUnavailable(f"database unavailable: {why}") from exc
+            raise DatabaseUnavailable(f"database unavailable: {exc.__class__.__name__}") from exc
         except BaseException:
             await self._release(conn)
             raise
         else:
             await self._release(conn)
-
-    async def _acquire(self, timeout: float) -> asyncpg.Connection:
-        pool = self.pool
-        assert pool is not None
-        try:
-            return await pool.acquire(timeout=timeout)
-        except UNAVAILABLE_ERRORS as exc:
-            raise DatabaseUnavailable(f"database unavailable: {exc.__class__.__name__}") from exc
 
     async def _release(self, conn: asyncpg.Connection) -> None:
         # On failure asyncpg terminates the connection itself; nothing else to do.

@@ -48,11 +48,7 @@ class Settings(BaseSettings):
     db_pool_max: int = 10
     db_connect_timeout: float = 2.0
     db_command_timeout: float = 5.0
-    # A pooled connection within this (opening one included), then all of a request's queries
-    # within db_request_deadline: a missing or frozen database is a 503 + Retry-After, never a
-    # hang (db.py says why these are two bounds).
-    db_acquire_timeout: float = 1.0
-    db_request_deadline: float = 1.0
+    db_acquire_timeout: float = 2.0
     # Simulated model latency of POST /api/v1/chat (a real chat backend waits on a model).
     assistant_latency_ms: int = Field(0, ge=0, le=60000)
     ready_db_timeout: float = 1.0

@@ -112,12 +112,12 @@ def chaos_stack_from(stack: Stack) -> ChaosStack:
 @dataclass
 class ChaosOptions:
     scenario: Scenario
-    rate: float = 150.0
-    duration_s: float = 22.0
-    fault_at_s: float = 4.0
+    rate: float = 100.0
+    duration_s: float = 30.0
+    fault_at_s: float = 5.0
     timeout_s: float = 5.0
-    # 40 % writes (chat turns), whoami needing no database, message-list reads.
-    mix: WorkloadMix = field(default_factory=lambda: WorkloadMix(whoami=0.4, write=0.4, read=0.2))
+    # 30 % writes, whoami needing no database, message-list reads.
+    mix: WorkloadMix = field(default_factory=WorkloadMix)
     clients: int = 21
     sticky: bool = False
     # A browser among the clients: this many of them share one sticky cookie (the rest send

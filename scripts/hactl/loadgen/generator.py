@@ -34,7 +34,6 @@ import httpx
 API_PREFIX = "/api/v1"
 WHOAMI_PATH = f"{API_PREFIX}/whoami"
 CONVERSATIONS_PATH = f"{API_PREFIX}/conversations"
-CHAT_PATH = f"{API_PREFIX}/chat"
 REPLICA_HEADERS = ("x-replica", "x-served-by")
 CONTENT_TOKEN_PREFIX = "lg"
 
@@ -125,7 +124,6 @@ class RequestRecord:
     replica: str | None = None
     idempotency_key: str | None = None
     content_token: str | None = None
-    conversation: str | None = None
     response_id: str | None = None
     retry_after: str | None = None
     set_cookie: str | None = None
@@ -407,18 +405,15 @@ class LoadGenerator:
         path = f"{CONVERSATIONS_PATH}/{conversation}/messages"
         if kind is RequestKind.READ:
             return RequestRecord(seq, client, kind.value, "GET", path, offset)
-        # A write is a chat turn (the user's message and the assistant's reply, one
-        # transaction), the API's main operation; only the user's message carries the token.
         return RequestRecord(
             seq,
             client,
             kind.value,
             "POST",
-            CHAT_PATH,
+            path,
             offset,
             idempotency_key=str(uuid.uuid4()),
             content_token=content_token(cfg.run_id, seq),
-            conversation=conversation,
         )
 
     async def _send(self, record: RequestRecord, limiter: asyncio.Semaphore) -> None:
@@ -459,7 +454,7 @@ class LoadGenerator:
         if record.method == "POST":
             return await client.post(
                 record.path,
-                json={"conversation_id": record.conversation, "message": record.content_token},
+                json={"content": record.content_token},
                 headers={"Idempotency-Key": record.idempotency_key or ""},
             )
         if record.kind == RequestKind.READ:

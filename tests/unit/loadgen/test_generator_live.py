@@ -1,8 +1,7 @@
 """The load generator against a tiny in-process HTTP server on 127.0.0.1 (no Docker).
 
 The server speaks just enough HTTP/1.1 (keep-alive, Content-Length bodies) to play the
-compose-ha API: whoami, conversations, chat turns with Idempotency-Key replay, message lists,
-a sticky cookie.
+compose-ha API: whoami, conversations, messages with Idempotency-Key replay, a sticky cookie.
 """
 
 from __future__ import annotations
@@ -50,16 +49,15 @@ class FakeApi:
             cid = str(len(self.messages) + 1)
             self.messages[cid] = []
             return 201, {"id": cid}, extra
-        if path == "/api/v1/chat" and method == "POST":
-            key = headers["idempotency-key"]
-            if key not in self.by_key:
-                turn = json.loads(body)
-                message = {"id": str(len(self.by_key) + 1), "content": turn["message"]}
-                self.messages[turn["conversation_id"]].append(message)
-                self.by_key[key] = {"user_message": message}
-            return 201, self.by_key[key], extra
         cid = path.split("/")[4]
-        return 200, self.messages[cid][-20:], extra
+        if method == "GET":
+            return 200, self.messages[cid][-20:], extra
+        key = headers["idempotency-key"]
+        if key not in self.by_key:
+            message = {"id": str(len(self.by_key) + 1), "content": json.loads(body)["content"]}
+            self.messages[cid].append(message)
+            self.by_key[key] = message
+        return 201, self.by_key[key], extra
 
 
 async def serve(api: FakeApi) -> asyncio.Server:
