@@ -95,12 +95,13 @@ def timed_rollout(running: RunningStack, timeout: float, image: str | None = Non
 
 
 def _routed(endpoints: Endpoints, ips: set[str]) -> tuple[bool, bool]:
-    """(any service still routes to one of `ips`, every service lists one of them UP)."""
+    """(any service still routes to one of `ips`, every service that lists them has one UP).
+    Only the services of this replica count: the stack has others (the frontend's)."""
     services = endpoints.traefik().http_services()
     per_service = [
-        states_by_ip(parse_server_states(s))
+        states
         for s in services
-        if (s.get("loadBalancer") or {}).get("servers")
+        if any(ip in (states := states_by_ip(parse_server_states(s))) for ip in ips)
     ]
     up_somewhere = any(states.get(ip) is ServerState.UP for states in per_service for ip in ips)
     up_everywhere = bool(per_service) and all(
