@@ -115,7 +115,8 @@ class BoundedLoad(BackgroundLoad):
         result = self.result()
         summary = result.summary()
         failed = [
-            f"#{r.seq} {r.method} {r.path} at {r.intended_s:.1f}s: {r.failure_kind} {r.error or ''}"
+            f"#{r.seq} {r.method} {r.path} at {r.intended_s:.1f}s after {r.latency_s or 0.0:.2f}s: "
+            f"{r.failure_kind} {r.error or ''}"
             for r in result.records
             if not r.ok
         ][:20]

@@ -269,6 +269,21 @@ def browser_repin(
     }
 
 
+def repin_problem(repin: Mapping[str, Any]) -> str | None:
+    """Why the browser was not re-pinned to one new replica, or None if it was: a new cookie
+    after the fault, none once the fault settled, and every answer since from one replica that
+    is not the one it was pinned to."""
+    after = repin["answered_after_settle"]
+    if not repin["repinned"]:
+        return "the browser got no new sticky cookie after the fault"
+    if not repin["stayed"]:
+        late = repin["cookies_set_after_settle"]
+        return f"the browser was re-pinned again after the fault settled: {late}"
+    if len(after) != 1 or repin["pinned_before"] in after:
+        return f"the browser did not stay on one new replica: answered by {after}"
+    return None
+
+
 @dataclass
 class Verdict:
     passed: bool

@@ -42,6 +42,7 @@ from hactl.chaos.analysis import (
     mean_in_flight,
     over_bound,
     recovery_after,
+    repin_problem,
     rotation_from_polls,
     serving_gap,
     slow_in_window,
@@ -379,8 +380,10 @@ def run_chaos(handle: ChaosStack, options: ChaosOptions) -> dict[str, Any]:
         recovery_bound_s=options.recovery_bound_s,
         over_latency_bound=over_bound(result.records),
     )
-    # The re-pin is reported (browser_repin), not judged: the Set-Cookie of a re-pin was not
-    # seen on every run although the browser then stayed on one new replica (open, issue 13).
+    problem = repin_problem(repin) if repin is not None else None
+    if problem:
+        verdict.passed = False
+        verdict.reasons.append(problem)
     if write_check is None:
         verdict.passed = False
         verdict.reasons.append(f"write set could not be read: {write_problem}")

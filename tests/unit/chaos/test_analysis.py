@@ -22,6 +22,7 @@ from hactl.chaos.analysis import (
     mean_in_flight,
     over_bound,
     recovery_after,
+    repin_problem,
     rotation_from_polls,
     serving_gap,
     slow_in_window,
@@ -269,6 +270,15 @@ def test_a_browser_is_repinned_by_a_new_cookie_after_the_fault_and_stays() -> No
     moved_again = [*records, replace(_req(11.0, replica="b"), client=1, set_cookie="cookie-b")]
     assert not browser_repin(moved_again, 2, "victim", 5.0, 7.0)["stayed"]
     assert not browser_repin(before + after, 2, "victim", 5.0, 7.0)["repinned"]
+    assert repin_problem(repin) is None
+    assert "again" in (repin_problem(browser_repin(moved_again, 2, "victim", 5.0, 7.0)) or "")
+    assert "no new sticky cookie" in (
+        repin_problem(browser_repin(before + after, 2, "victim", 5.0, 7.0)) or ""
+    )
+    back_on_victim = [*records, replace(_req(12.0, replica="victim"), client=0)]
+    assert "one new replica" in (
+        repin_problem(browser_repin(back_on_victim, 2, "victim", 5.0, 7.0)) or ""
+    )
 
 
 def test_requests_over_the_latency_bound_fail_a_replica_fault() -> None:
