@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from hactl.chaos.faults import ContainerSnapshot, Scenario
-from hactl.loadgen.generator import RequestRecord, latency_stats_ms, summarize
+from hactl.loadgen.generator import WRITE_KINDS, RequestRecord, latency_stats_ms, summarize
 
 # A replica serving about rate x whoami-share / replicas requests a second answers every
 # ~60 ms at 100 req/s; a silence longer than this means it was out of rotation.
@@ -125,8 +125,8 @@ def recovery_after(
     failures = [r.intended_s for r in records if not r.ok]
     last_failure = max(failures, default=None)
     tail = [r for r in records if last_failure is None or r.intended_s > last_failure]
-    ok_writes = sum(1 for r in tail if r.kind == "write" and r.acknowledged)
-    has_writes = any(r.kind == "write" for r in records)
+    ok_writes = sum(1 for r in tail if r.kind in WRITE_KINDS and r.acknowledged)
+    has_writes = any(r.kind in WRITE_KINDS for r in records)
     if len(tail) < min_ok or (has_writes and ok_writes == 0):
         return None
     if last_failure is None:

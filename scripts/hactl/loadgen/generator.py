@@ -34,14 +34,20 @@ import httpx
 API_PREFIX = "/api/v1"
 WHOAMI_PATH = f"{API_PREFIX}/whoami"
 CONVERSATIONS_PATH = f"{API_PREFIX}/conversations"
+CHAT_PATH = f"{API_PREFIX}/chat"
 REPLICA_HEADERS = ("x-replica", "x-served-by")
 CONTENT_TOKEN_PREFIX = "lg"
 
 
 class RequestKind(StrEnum):
     WHOAMI = "whoami"
-    WRITE = "write"
+    WRITE = "write"  # POST a message to a conversation
     READ = "read"
+    CHAT = "chat"  # POST /api/v1/chat: a message and the assistant's reply (ASSISTANT_LATENCY_MS)
+
+
+# Kinds that store a message under a unique content token, with an Idempotency-Key.
+WRITE_KINDS = frozenset({RequestKind.WRITE, RequestKind.CHAT})
 
 
 @dataclass(frozen=True)
@@ -51,9 +57,10 @@ class WorkloadMix:
     whoami: float = 0.5
     write: float = 0.3
     read: float = 0.2
+    chat: float = 0.0
 
     def __post_init__(self) -> None:
-        weights = (self.whoami, self.write, self.read)
+        weights = self.weights()
         if any(w < 0 for w in weights) or sum(weights) <= 0:
             raise ValueError(f"workload weights must be >= 0 and not all 0, got {weights}")
 
@@ -68,9 +75,12 @@ class WorkloadMix:
             weights[name.strip()] = float(value)
         return cls(**weights)
 
+    def weights(self) -> tuple[float, ...]:
+        """The weights in the order of ``RequestKind``."""
+        return tuple(getattr(self, kind.value) for kind in RequestKind)
+
     def pick(self, rng: random.Random) -> RequestKind:
-        kinds = list(RequestKind)
-        return rng.choices(kinds, weights=(self.whoami, self.write, self.read))[0]
+        return rng.choices(list(RequestKind), weights=self.weights())[0]
 
 
 @dataclass
@@ -221,9 +231,7 @@ def summarize(records: Sequence[RequestRecord]) -> LoadSummary:
         latency_ms=latency_stats_ms(r.latency_s for r in records if r.latency_s is not None),
         replica_share={k: round(v / served, 4) for k, v in sorted(replicas.items())},
         requests_by_kind=dict(Counter(r.kind for r in records)),
-        writes_acknowledged=sum(
-            1 for r in records if r.kind == RequestKind.WRITE and r.acknowledged
-        ),
+        writes_acknowledged=sum(1 for r in records if r.kind in WRITE_KINDS and r.acknowledged),
         span_s=round(span, 3),
         achieved_rate=round((total - 1) / span, 2) if span > 0 else float(total),
         send_lag_ms=latency_stats_ms(
@@ -410,7 +418,7 @@ class LoadGenerator:
             client,
             kind.value,
             "POST",
-            path,
+            CHAT_PATH if kind is RequestKind.CHAT else path,
             offset,
             idempotency_key=str(uuid.uuid4()),
             content_token=content_token(cfg.run_id, seq),
@@ -452,10 +460,12 @@ class LoadGenerator:
 
     async def _request(self, client: httpx.AsyncClient, record: RequestRecord) -> httpx.Response:
         if record.method == "POST":
+            body: dict[str, str | None] = {"content": record.content_token}
+            if record.kind == RequestKind.CHAT:
+                conversation = self._conversations[record.client % len(self._conversations)]
+                body = {"conversation_id": conversation, "message": record.content_token}
             return await client.post(
-                record.path,
-                json={"content": record.content_token},
-                headers={"Idempotency-Key": record.idempotency_key or ""},
+                record.path, json=body, headers={"Idempotency-Key": record.idempotency_key or ""}
             )
         if record.kind == RequestKind.READ:
             return await client.get(record.path, params={"limit": self.config.read_limit})

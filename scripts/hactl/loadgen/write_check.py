@@ -18,7 +18,7 @@ from typing import Any
 
 from python_on_whales import Container, DockerClient
 
-from hactl.loadgen.generator import RequestKind, RequestRecord, content_token_pattern
+from hactl.loadgen.generator import WRITE_KINDS, RequestRecord, content_token_pattern
 
 EXAMPLES_KEPT = 20
 
@@ -55,7 +55,7 @@ def check_write_set(
     records: Sequence[RequestRecord], stored: Mapping[str, Sequence[str]]
 ) -> WriteCheck:
     """Compare the run's writes with the stored rows (content token -> ids of its rows)."""
-    writes = [r for r in records if r.kind == RequestKind.WRITE and r.content_token]
+    writes = [r for r in records if r.kind in WRITE_KINDS and r.content_token]
     attempted = {r.content_token for r in writes if r.content_token}
     acknowledged = [r for r in writes if r.acknowledged]
     acked_tokens = {r.content_token for r in acknowledged}
