@@ -35,6 +35,9 @@ BROKEN = "compose-ha/web:hx-broken"
 CRASHING = "compose-ha/web:hx-crashing"
 VERSIONS = {V1: "1.0.0-hx", V2: "2.0.0-hx"}
 RATE = 20.0
+# The load goes on this long after the operation returned (the stack as it is left), then stops;
+# each test's duration is only the upper bound.
+TAIL_S = 5.0
 # Same image, but /readyz is 503 forever: the state dir it reads holds an `unready` flag.
 BROKEN_DOCKERFILE = f"""
 FROM {V1}
@@ -226,6 +229,7 @@ def test_rollout_to_a_broken_image_rolls_back(stack: Stack, rollout_env: Path) -
     with BoundedLoad(stack, duration_s=60) as load:
         started = time.monotonic()
         result = hactl(stack, rollout_env, "rollout", "--image", BROKEN, "--timeout", "20")
+        load.finish(after_s=TAIL_S)
         record_timing(
             "hactl rollout broken image, rolled back",
             time.monotonic() - started,
@@ -248,6 +252,7 @@ def test_rollout_gives_up_early_on_a_crash_looping_image(stack: Stack, rollout_e
         started = time.monotonic()
         result = hactl(stack, rollout_env, "rollout", "--image", CRASHING, "--timeout", "120")
         seconds = time.monotonic() - started
+        load.finish(after_s=TAIL_S)
         record_timing(
             "hactl rollout crash-looping image, rolled back",
             seconds,
@@ -269,6 +274,7 @@ def test_rollout_v1_to_v2_loses_nothing(stack: Stack, rollout_env: Path) -> None
     with BoundedLoad(stack, duration_s=90) as load:
         started = time.monotonic()
         result = hactl(stack, rollout_env, "--json", "rollout", "--image", V2, "--timeout", "120")
+        load.finish(after_s=TAIL_S)
         record_timing(
             "hactl rollout 3 replicas v1->v2",
             time.monotonic() - started,
@@ -321,6 +327,7 @@ def test_scale_3_to_5_to_2_loses_nothing(stack: Stack, rollout_env: Path) -> Non
         )
         assert down.returncode == 0, down.stderr
         assert [r["in_rotation"] for r in status(stack, rollout_env)] == [True] * 2
+        load.finish(after_s=TAIL_S)
     load.assert_no_failures()
     assert len(stack.containers("web", all_states=True)) == 2
     assert read_env_file(rollout_env)["WEB_REPLICAS"] == "2"

@@ -68,6 +68,11 @@ class BackgroundLoad:
     def elapsed(self) -> float:
         return self.generator.elapsed()
 
+    def finish(self, after_s: float) -> None:
+        """Send nothing more ``after_s`` seconds from now (the operation under test is done; the
+        tail shows the stack after it); the configured duration stays the upper bound."""
+        self.generator.finish_at(self.elapsed() + after_s)
+
     def wait_until(self, t: float) -> None:
         """Sleep until `t` seconds after the load's start (the moment to inject a fault)."""
         time.sleep(max(0.0, t - self.elapsed()))

@@ -303,10 +303,16 @@ class LoadGenerator:
         self._rng = random.Random(config.seed)
         self._conversations: list[str] = []
         self._clients: list[httpx.AsyncClient] = []
+        self._finish_s = config.duration_s
 
     def elapsed(self) -> float:
         """Seconds since t0 on the generator's clock (``time.monotonic``)."""
         return time.monotonic() - self.t0
+
+    def finish_at(self, offset_s: float) -> None:
+        """End the run early: nothing is sent after ``offset_s`` seconds of it (callable from
+        another thread; never extends the configured duration)."""
+        self._finish_s = min(self._finish_s, offset_s)
 
     async def run(self) -> LoadResult:
         cfg = self.config
@@ -374,7 +380,7 @@ class LoadGenerator:
             delay = self.t0 + offset - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            if offset > cfg.duration_s or time.monotonic() > hard_deadline:
+            if offset > self._finish_s or time.monotonic() > hard_deadline:
                 break
             record = self._new_record(seq, offset)
             self.records.append(record)
