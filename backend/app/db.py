@@ -73,6 +73,11 @@ class Database:
             timeout=self._settings.db_connect_timeout,
             command_timeout=self._settings.db_command_timeout,
             max_inactive_connection_lifetime=60.0,
+            server_settings={
+                "idle_in_transaction_session_timeout": str(
+                    self._settings.db_idle_in_transaction_timeout_ms
+                )
+            },
         )
 
     async def stop(self) -> None:

@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     db_connect_timeout: float = 2.0
     db_command_timeout: float = 5.0
     db_acquire_timeout: float = 2.0
+    # PostgreSQL ends a session of ours that sits inside a transaction this long waiting for its
+    # next command: a replica frozen or cut off mid-write would otherwise hold its locks (the
+    # Idempotency-Key row) until its TCP connection dies, and the retry of that very write on
+    # another replica would wait on them. No handler of ours pauses inside a transaction.
+    db_idle_in_transaction_timeout_ms: int = Field(1000, ge=0)
     # Simulated model latency of POST /api/v1/chat (a real chat backend waits on a model).
     assistant_latency_ms: int = Field(0, ge=0, le=60000)
     ready_db_timeout: float = 1.0

@@ -157,6 +157,15 @@ def firing_alerts(stack: Stack, name: str) -> list[dict[str, Any]]:
     return [a for a in alerts if a["labels"]["alertname"] == name and a["state"] == "firing"]
 
 
+def restart_counter_scraped(stack: Stack, name: str) -> bool:
+    """Prometheus holds a sample of the controller's restart counter of `name`. The alert's
+    increase() over a series whose first scraped value is already 1 stays below 3 after three
+    restarts: the counter's 0 must have been scraped before the first kill."""
+    url = f"http://127.0.0.1:{stack.port('PROMETHEUS_PORT')}/api/v1/query"
+    query = f'selfheal_restarts_total{{replica="{name}"}}'
+    return bool(httpx.get(url, params={"query": query}, timeout=5).json()["data"]["result"])
+
+
 def test_controller_runs_unprivileged_without_the_docker_socket(stack: Stack) -> None:
     (controller,) = stack.containers("selfheal")
     assert not [m for m in controller.mounts if "docker.sock" in (m.source or "")]
@@ -181,6 +190,7 @@ def started_after(stack: Stack, name: str, moment: float) -> bool:
 
 def test_three_kills_in_a_row_back_off_and_alert(stack: Stack) -> None:
     name = replica_name(stack, 1)
+    wait_for(lambda: restart_counter_scraped(stack, name), 60, f"{name}'s restart counter scraped")
     since = time.time()
     kills: list[float] = []
     with BackgroundLoad(stack, rate=RATE, duration_s=45) as load:

@@ -256,7 +256,8 @@ def browser_repin(
     (no further cookie once the fault settled)? Failover answers come from other replicas
     without a cookie, so the cookies, not the answering replicas, tell where it is pinned."""
     browser = [r for r in records if r.client < browser_clients]
-    new_cookies = [r for r in browser if r.set_cookie and r.intended_s >= fault_s]
+    # Answered after the fault: a request in flight on the victim is re-pinned by its retry.
+    new_cookies = [r for r in browser if r.set_cookie and (r.done_s or 0.0) >= fault_s]
     late = sorted({r.set_cookie for r in new_cookies if r.intended_s >= settled_after_s})
     after = [r for r in browser if r.ok and r.replica and r.intended_s >= settled_after_s]
     return {

@@ -281,6 +281,14 @@ def test_a_browser_is_repinned_by_a_new_cookie_after_the_fault_and_stays() -> No
     )
 
 
+def test_a_request_in_flight_at_the_fault_and_re_pinned_by_its_retry_counts() -> None:
+    # Sent at 4.6 s to the victim, killed at 5.0 s; the retry answered at 5.6 s with a cookie.
+    retried = replace(_req(4.6, replica="c", latency=1.0), client=0, set_cookie="cookie-c")
+    after = [replace(_req(t, replica="c"), client=0) for t in (8.0, 9.0)]
+    repin = browser_repin([retried, *after], 2, pinned="victim", fault_s=5.0, settled_after_s=7.0)
+    assert repin["new_cookies"] == ["cookie-c"] and repin_problem(repin) is None
+
+
 def test_requests_over_the_latency_bound_fail_a_replica_fault() -> None:
     verdict = judge(
         Scenario.PAUSE,
