@@ -46,9 +46,12 @@ class Settings(BaseSettings):
     database_name: str = Field("app", validation_alias=AliasChoices("database_name", "postgres_db"))
     db_pool_min: int = 0  # 0: the app starts (and answers /readyz 503) while the DB is down
     db_pool_max: int = 10
-    db_connect_timeout: float = 2.0
+    # Well under Traefik's 1.5 s pinned bound, so that a database outage is answered 503 +
+    # Retry-After by the API, not 504 by Traefik: a stopped PostgreSQL's address leaves the
+    # bridge and a connect to it hangs (no RST) until this timeout.
+    db_connect_timeout: float = 0.5
     db_command_timeout: float = 5.0
-    db_acquire_timeout: float = 2.0
+    db_acquire_timeout: float = 0.75  # a free pooled connection or a new one (connect included)
     # PostgreSQL ends a session of ours that sits inside a transaction this long waiting for its
     # next command: a replica frozen or cut off mid-write would otherwise hold its locks (the
     # Idempotency-Key row) until its TCP connection dies, and the retry of that very write on
