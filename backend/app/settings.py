@@ -48,10 +48,11 @@ class Settings(BaseSettings):
     db_pool_max: int = 10
     # Well under Traefik's 1.5 s pinned bound, so that a database outage is answered 503 +
     # Retry-After by the API, not 504 by Traefik: a stopped PostgreSQL's address leaves the
-    # bridge and a connect to it hangs (no RST) until this timeout.
+    # bridge and a connect to it hangs (no RST) until this timeout. A failed connect ends the
+    # acquire at once; the acquire timeout bounds a wait for a busy pool.
     db_connect_timeout: float = 0.5
     db_command_timeout: float = 5.0
-    db_acquire_timeout: float = 0.75  # a free pooled connection or a new one (connect included)
+    db_acquire_timeout: float = 1.0
     # PostgreSQL ends a session of ours that sits inside a transaction this long waiting for its
     # next command: a replica frozen or cut off mid-write would otherwise hold its locks (the
     # Idempotency-Key row) until its TCP connection dies, and the retry of that very write on
