@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 
 import asyncpg
 
@@ -58,6 +60,21 @@ def caused_by_database_outage(exc: BaseException | None) -> bool:
     return False
 
 
+# When the request being served must have its database connection by (time.monotonic()); set
+# by RequestContextMiddleware. None outside a request (migrations, the purge task).
+connection_deadline: ContextVar[float | None] = ContextVar("connection_deadline", default=None)
+
+
+def acquire_timeout(default: float) -> float:
+    """The time left to get a connection: ``default``, cut to what is left of the request's
+    deadline, so that time spent before (a chat turn's thinking) does not push the API's 503
+    past Traefik's response-header bound."""
+    deadline = connection_deadline.get()
+    if deadline is None:
+        return default
+    return max(0.05, min(default, deadline - time.monotonic()))
+
+
 class Database:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
@@ -99,7 +116,9 @@ class Database:
         if self.pool is None:
             raise DatabaseUnavailable("database pool not started")
         try:
-            conn = await self.pool.acquire(timeout=timeout or self._settings.db_acquire_timeout)
+            conn = await self.pool.acquire(
+                timeout=timeout or acquire_timeout(self._settings.db_acquire_timeout)
+            )
         except UNAVAILABLE_ERRORS as exc:
             raise DatabaseUnavailable(f"database unavailable: {exc.__class__.__name__}") from exc
         try:

@@ -114,5 +114,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["X-Replica", "X-Request-ID", "Idempotent-Replayed", "Retry-After"],
             max_age=600,
         )
-    app.add_middleware(RequestContextMiddleware, replica_id=settings.replica_id)
+    app.add_middleware(
+        RequestContextMiddleware,
+        replica_id=settings.replica_id,
+        db_deadline_s=settings.db_request_deadline_s,
+    )
     return app

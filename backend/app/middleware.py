@@ -8,6 +8,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.db import connection_deadline
 from app.logging_setup import pick_request_id, request_id_var
 from app.metrics import IN_FLIGHT
 
@@ -24,8 +25,9 @@ class RequestContextMiddleware:
     """Takes X-Request-ID from the caller (or makes one), returns it with X-Replica, logs one
     JSON line per request and counts requests in flight."""
 
-    def __init__(self, app: ASGIApp, replica_id: str) -> None:
+    def __init__(self, app: ASGIApp, replica_id: str, db_deadline_s: float | None = None) -> None:
         self.app = app
+        self.db_deadline_s = db_deadline_s
         # Every response names the replica that served it (load distribution checks, loadgen).
         self.replica_header = (b"x-replica", replica_id.encode("latin-1", "replace"))
 
@@ -40,6 +42,8 @@ class RequestContextMiddleware:
                 break
         request_id = pick_request_id(incoming)
         token = request_id_var.set(request_id)
+        if self.db_deadline_s is not None:
+            connection_deadline.set(time.monotonic() + self.db_deadline_s)
         # No response started: the client went away first (logged as nginx's 499), unless an
         # error escapes (500).
         status = CLIENT_CLOSED

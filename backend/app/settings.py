@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     db_connect_timeout: float = 0.5
     db_command_timeout: float = 5.0
     db_acquire_timeout: float = 1.0
+    # A request gets its connection within this many seconds of arriving, or answers 503 +
+    # Retry-After: the API's answer then always starts before Traefik's 1.5 s pinned bound.
+    db_request_deadline_s: float = Field(1.0, gt=0)
     # PostgreSQL ends a session of ours that sits inside a transaction this long waiting for its
     # next command: a replica frozen or cut off mid-write would otherwise hold its locks (the
     # Idempotency-Key row) until its TCP connection dies, and the retry of that very write on
