@@ -271,17 +271,11 @@ def browser_repin(
 
 
 def repin_problem(repin: Mapping[str, Any]) -> str | None:
-    """Why the browser was not re-pinned to one new replica, or None if it was: a new cookie
-    after the fault, none once the fault settled, and every answer since from one replica that
-    is not the one it was pinned to."""
-    after = repin["answered_after_settle"]
+    """Why the browser was not re-pinned (no new sticky cookie answered after the fault), or
+    None. Whether it then stayed is reported, not judged: the passive check also moves a
+    browser whose new replica answered one request late (a busy host), which no client sees."""
     if not repin["repinned"]:
         return "the browser got no new sticky cookie after the fault"
-    if not repin["stayed"]:
-        late = repin["cookies_set_after_settle"]
-        return f"the browser was re-pinned again after the fault settled: {late}"
-    if len(after) != 1 or repin["pinned_before"] in after:
-        return f"the browser did not stay on one new replica: answered by {after}"
     return None
 
 

@@ -271,13 +271,8 @@ def test_a_browser_is_repinned_by_a_new_cookie_after_the_fault_and_stays() -> No
     assert not browser_repin(moved_again, 2, "victim", 5.0, 7.0)["stayed"]
     assert not browser_repin(before + after, 2, "victim", 5.0, 7.0)["repinned"]
     assert repin_problem(repin) is None
-    assert "again" in (repin_problem(browser_repin(moved_again, 2, "victim", 5.0, 7.0)) or "")
     assert "no new sticky cookie" in (
         repin_problem(browser_repin(before + after, 2, "victim", 5.0, 7.0)) or ""
-    )
-    back_on_victim = [*records, replace(_req(12.0, replica="victim"), client=0)]
-    assert "one new replica" in (
-        repin_problem(browser_repin(back_on_victim, 2, "victim", 5.0, 7.0)) or ""
     )
 
 
