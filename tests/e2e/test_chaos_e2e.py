@@ -1,5 +1,5 @@
-"""Chaos under load, end to end: every replica fault against the real HA stack at 150 requests/s,
-40 % of them writes (chat turns whose assistant "thinks" ASSISTANT_LATENCY_MS, so that about 20
+"""Chaos under load, end to end: every replica fault against the real HA stack at 100 requests/s,
+45 % of them writes (chat turns whose assistant "thinks" ASSISTANT_LATENCY_MS, so that about 20
 requests are in flight, and plain messages), and both kinds of client at once: cookie-less
 clients, and one browser (a third of the clients sharing one sticky cookie) pinned to the very
 replica the fault hits.
@@ -28,15 +28,15 @@ from tests.support.stack import BASE_FILE, PEER_FILE, REPO, Stack, ha_files
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
-RATE = 150.0
+RATE = 100.0  # `hactl chaos --rate 150` in issue 13's notes; 100/s leaves a shared CI host room
 DURATION_S = 30.0
 FAULT_AT_S = 5.0
 PAUSE_S = 15.0
 CLIENTS = 21
 BROWSER_CLIENTS = 7  # a third of the traffic comes from one browser pinned to the victim
-MIX = WorkloadMix(whoami=0.4, write=0.15, read=0.2, chat=0.25)
+MIX = WorkloadMix(whoami=0.35, write=0.1, read=0.2, chat=0.35)
 MIN_IN_FLIGHT = 15.0
-# 150/s x 25 % chat turns x 0.5 s of the assistant's thinking: about 19 requests in flight.
+# 100/s x 35 % chat turns x 0.5 s of the assistant's thinking: about 18 requests in flight.
 STACK_ENV = {"WEB_REPLICAS": "3", "ASSISTANT_LATENCY_MS": "500"}
 # Reports of this session by scenario: the peer test compares with the kill run here.
 REPORTS: dict[Scenario, dict] = {}
