@@ -23,14 +23,6 @@ from hactl.stack.traefik_api import (
 LIVE_SERVICES = json.loads(r"""
 [
     {
-        "status": "enabled",
-        "usedBy": [
-            "dashboard@file"
-        ],
-        "name": "api@internal",
-        "provider": "internal"
-    },
-    {
         "loadBalancer": {
             "sticky": {
                 "cookie": {
@@ -43,13 +35,13 @@ LIVE_SERVICES = json.loads(r"""
             },
             "servers": [
                 {
-                    "url": "http://172.27.0.4:8000"
+                    "url": "http://172.18.0.8:8000"
                 },
                 {
-                    "url": "http://172.27.0.5:8000"
+                    "url": "http://172.18.0.7:8000"
                 },
                 {
-                    "url": "http://172.27.0.6:8000"
+                    "url": "http://172.18.0.6:8000"
                 }
             ],
             "strategy": "wrr",
@@ -60,23 +52,24 @@ LIVE_SERVICES = json.loads(r"""
                 "timeout": "800ms",
                 "followRedirects": true
             },
+            "passiveHealthCheck": {
+                "failureWindow": "5s",
+                "maxFailedAttempts": 1
+            },
             "passHostHeader": true,
             "responseForwarding": {
                 "flushInterval": "100ms"
             },
-            "serversTransport": "backend@file"
+            "serversTransport": "pinned@file"
         },
         "status": "enabled",
-        "usedBy": [
-            "web-secure@docker"
-        ],
         "name": "web-secure@docker",
         "provider": "docker",
         "type": "loadbalancer",
         "serverStatus": {
-            "http://172.27.0.4:8000": "UP",
-            "http://172.27.0.5:8000": "UP",
-            "http://172.27.0.6:8000": "UP"
+            "http://172.18.0.6:8000": "UP",
+            "http://172.18.0.7:8000": "UP",
+            "http://172.18.0.8:8000": "UP"
         }
     },
     {
@@ -91,13 +84,13 @@ LIVE_SERVICES = json.loads(r"""
             },
             "servers": [
                 {
-                    "url": "http://172.27.0.4:8000"
+                    "url": "http://172.18.0.8:8000"
                 },
                 {
-                    "url": "http://172.27.0.5:8000"
+                    "url": "http://172.18.0.7:8000"
                 },
                 {
-                    "url": "http://172.27.0.6:8000"
+                    "url": "http://172.18.0.6:8000"
                 }
             ],
             "strategy": "wrr",
@@ -108,23 +101,24 @@ LIVE_SERVICES = json.loads(r"""
                 "timeout": "800ms",
                 "followRedirects": true
             },
+            "passiveHealthCheck": {
+                "failureWindow": "5s",
+                "maxFailedAttempts": 1
+            },
             "passHostHeader": true,
             "responseForwarding": {
                 "flushInterval": "100ms"
             },
-            "serversTransport": "backend@file"
+            "serversTransport": "pinned@file"
         },
         "status": "enabled",
-        "usedBy": [
-            "web@docker"
-        ],
         "name": "web@docker",
         "provider": "docker",
         "type": "loadbalancer",
         "serverStatus": {
-            "http://172.27.0.4:8000": "UP",
-            "http://172.27.0.5:8000": "UP",
-            "http://172.27.0.6:8000": "UP"
+            "http://172.18.0.6:8000": "UP",
+            "http://172.18.0.7:8000": "UP",
+            "http://172.18.0.8:8000": "UP"
         }
     }
 ]
@@ -142,31 +136,31 @@ def services_with(status: dict[str, str], service_names: tuple[str, ...]) -> lis
 def test_live_capture_all_up() -> None:
     states = merged_states_by_ip(LIVE_SERVICES)
     assert states == {
-        "172.27.0.4": ServerState.UP,
-        "172.27.0.5": ServerState.UP,
-        "172.27.0.6": ServerState.UP,
+        "172.18.0.6": ServerState.UP,
+        "172.18.0.7": ServerState.UP,
+        "172.18.0.8": ServerState.UP,
     }
 
 
 def test_parse_single_service_urls_and_hosts() -> None:
     servers = parse_server_states(find_service(LIVE_SERVICES, "web@docker"))
-    assert set(servers) == {f"http://172.27.0.{i}:8000" for i in (4, 5, 6)}
-    assert {s.host for s in servers.values()} == {"172.27.0.4", "172.27.0.5", "172.27.0.6"}
+    assert set(servers) == {f"http://172.18.0.{i}:8000" for i in (6, 7, 8)}
+    assert {s.host for s in servers.values()} == {"172.18.0.6", "172.18.0.7", "172.18.0.8"}
 
 
 def test_down_in_one_service_is_down_but_still_receiving_traffic() -> None:
-    services = services_with({"http://172.27.0.5:8000": "DOWN"}, ("web@docker",))
-    assert merged_states_by_ip(services)["172.27.0.5"] is ServerState.DOWN
+    services = services_with({"http://172.18.0.7:8000": "DOWN"}, ("web@docker",))
+    assert merged_states_by_ip(services)["172.18.0.7"] is ServerState.DOWN
     # web-secure@docker still routes to it: not yet drained
-    assert "172.27.0.5" in ips_up_anywhere(services)
+    assert "172.18.0.7" in ips_up_anywhere(services)
 
 
 def test_down_everywhere_is_out_of_rotation() -> None:
     services = services_with(
-        {"http://172.27.0.5:8000": "DOWN"}, ("web@docker", "web-secure@docker")
+        {"http://172.18.0.7:8000": "DOWN"}, ("web@docker", "web-secure@docker")
     )
-    assert merged_states_by_ip(services)["172.27.0.5"] is ServerState.DOWN
-    assert ips_up_anywhere(services) == {"172.27.0.4", "172.27.0.6"}
+    assert merged_states_by_ip(services)["172.18.0.7"] is ServerState.DOWN
+    assert ips_up_anywhere(services) == {"172.18.0.6", "172.18.0.8"}
 
 
 def test_server_missing_from_servers_is_absent() -> None:
@@ -174,10 +168,10 @@ def test_server_missing_from_servers_is_absent() -> None:
     for service in services:
         if "loadBalancer" in service:
             service["loadBalancer"]["servers"] = [
-                s for s in service["loadBalancer"]["servers"] if "172.27.0.6" not in s["url"]
+                s for s in service["loadBalancer"]["servers"] if "172.18.0.8" not in s["url"]
             ]
-            service["serverStatus"].pop("http://172.27.0.6:8000")
-    assert "172.27.0.6" not in merged_states_by_ip(services)
+            service["serverStatus"].pop("http://172.18.0.8:8000")
+    assert "172.18.0.8" not in merged_states_by_ip(services)
 
 
 def test_server_listed_without_status_counts_as_up() -> None:
@@ -199,16 +193,21 @@ ComposeLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
 
 
 def test_the_capture_matches_the_compose_labels() -> None:
-    """The health check Traefik reports is the one docker-compose.ha.yml configures, and there is
-    no passive health check (the compose file leaves it out on purpose)."""
+    """The active and passive health checks Traefik reports are the ones docker-compose.ha.yml
+    configures on the sticky services (captured from a live stack)."""
     repo = Path(__file__).resolve().parents[3]
     compose = yaml.load((repo / "docker-compose.ha.yml").read_text(), Loader=ComposeLoader)
     labels: dict[str, str] = compose["services"]["web"]["labels"]
     for name in ("web", "web-secure"):
         prefix = f"traefik.http.services.{name}.loadbalancer."
-        assert not [k for k in labels if k.startswith(prefix + "passivehealthcheck")]
         balancer = find_service(LIVE_SERVICES, f"{name}@docker")["loadBalancer"]
-        assert "passiveHealthCheck" not in balancer
+        passive = balancer["passiveHealthCheck"]
+        assert passive["failureWindow"] == labels[f"{prefix}passivehealthcheck.failurewindow"]
+        assert (
+            str(passive["maxFailedAttempts"])
+            == labels[f"{prefix}passivehealthcheck.maxfailedattempts"]
+        )
+        assert balancer["serversTransport"] == labels[f"{prefix}serverstransport"]
         check = balancer["healthCheck"]
         for key in ("path", "interval", "timeout"):
             assert check[key] == labels[f"{prefix}healthcheck.{key}"], (name, key)
