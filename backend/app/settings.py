@@ -45,10 +45,9 @@ class Settings(BaseSettings):
     )
     database_name: str = Field("app", validation_alias=AliasChoices("database_name", "postgres_db"))
     db_pool_min: int = 0  # 0: the app starts (and answers /readyz 503) while the DB is down
-    # Per worker. 150 requests/s keep well under one connection per worker busy; a bigger pool
-    # only makes the reconnect storm after a PostgreSQL restart longer (every worker opening
-    # all of them at once on the same cores).
-    db_pool_max: int = 5
+    # Per worker. 5 was tried: writes queued on one conversation's row lock on a busy host held
+    # all five and the others waited past the request's deadline (503s in a CI run).
+    db_pool_max: int = 10
     # Well under Traefik's 1.5 s pinned bound, so that a database outage is answered 503 +
     # Retry-After by the API, not 504 by Traefik: a stopped PostgreSQL's address leaves the
     # bridge and a connect to it hangs (no RST) until this timeout. A failed connect ends the
@@ -58,12 +57,12 @@ class Settings(BaseSettings):
     db_acquire_timeout: float = 1.0
     # A request gets its connection within this many seconds of arriving, or answers 503 +
     # Retry-After: the API's answer then always starts before Traefik's 1.5 s pinned bound.
-    db_request_deadline_s: float = Field(1.0, gt=0)
+    db_request_deadline_s: float = Field(1.25, gt=0)
     # PostgreSQL ends a session of ours that sits inside a transaction this long waiting for its
     # next command: a replica frozen or cut off mid-write would otherwise hold its locks (the
     # Idempotency-Key row) until its TCP connection dies, and the retry of that very write on
     # another replica would wait on them. No handler of ours pauses inside a transaction.
-    db_idle_in_transaction_timeout_ms: int = Field(1000, ge=0)
+    db_idle_in_transaction_timeout_ms: int = Field(2000, ge=0)
     # Simulated model latency of POST /api/v1/chat (a real chat backend waits on a model).
     assistant_latency_ms: int = Field(0, ge=0, le=60000)
     ready_db_timeout: float = 1.0
