@@ -45,9 +45,11 @@ class Settings(BaseSettings):
     )
     database_name: str = Field("app", validation_alias=AliasChoices("database_name", "postgres_db"))
     db_pool_min: int = 0  # 0: the app starts (and answers /readyz 503) while the DB is down
-    # Per worker. 5 was tried: writes queued on one conversation's row lock on a busy host held
-    # all five and the others waited past the request's deadline (503s in a CI run).
-    db_pool_max: int = 10
+    # Per worker. 10 made the reconnect storm after a PostgreSQL restart long enough for 504s in
+    # a CI run (every worker opening all of them at once on two cores); with 5 and a 1 s
+    # connection deadline, chat turns queued on a conversation's row lock held all five on a
+    # busy host and others missed it (503s): 5 with the 1.25 s deadline.
+    db_pool_max: int = 5
     # Well under Traefik's 1.5 s pinned bound, so that a database outage is answered 503 +
     # Retry-After by the API, not 504 by Traefik: a stopped PostgreSQL's address leaves the
     # bridge and a connect to it hangs (no RST) until this timeout. A failed connect ends the

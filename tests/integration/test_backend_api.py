@@ -459,7 +459,7 @@ def test_metrics_are_summed_over_workers(stack: Stack, anon: httpx.Client) -> No
     size = float(re.search(r"^app_db_pool_connections (\S+)$", text, re.M).group(1))  # type: ignore[union-attr]
     assert size >= 1
     assert re.search(r"^app_db_pool_connections_in_use \S+$", text, re.M)
-    assert re.search(r"^app_db_pool_max_connections 20\.0$", text, re.M)  # 10 per worker
+    assert re.search(r"^app_db_pool_max_connections 10\.0$", text, re.M)  # 5 per worker
 
 
 def test_in_flight_gauge_sees_a_running_request(stack: Stack, anon: httpx.Client) -> None:
