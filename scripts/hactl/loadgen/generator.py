@@ -415,8 +415,7 @@ class LoadGenerator:
         client = seq % len(self._clients)
         if kind is RequestKind.WHOAMI:
             return RequestRecord(seq, client, kind.value, "GET", WHOAMI_PATH, offset)
-        conversation = self._conversations[client % len(self._conversations)]
-        path = f"{CONVERSATIONS_PATH}/{conversation}/messages"
+        path = f"{CONVERSATIONS_PATH}/{self._conversation(client)}/messages"
         if kind is RequestKind.READ:
             return RequestRecord(seq, client, kind.value, "GET", path, offset)
         return RequestRecord(
@@ -429,6 +428,10 @@ class LoadGenerator:
             idempotency_key=str(uuid.uuid4()),
             content_token=content_token(cfg.run_id, seq),
         )
+
+    def _conversation(self, client: int) -> str:
+        """The conversation a virtual client writes to and reads from."""
+        return self._conversations[client % len(self._conversations)]
 
     async def _send(self, record: RequestRecord, limiter: asyncio.Semaphore) -> None:
         client = self._clients[record.client]
@@ -468,8 +471,10 @@ class LoadGenerator:
         if record.method == "POST":
             body: dict[str, str | None] = {"content": record.content_token}
             if record.kind == RequestKind.CHAT:
-                conversation = self._conversations[record.client % len(self._conversations)]
-                body = {"conversation_id": conversation, "message": record.content_token}
+                body = {
+                    "conversation_id": self._conversation(record.client),
+                    "message": record.content_token,
+                }
             return await client.post(
                 record.path, json=body, headers={"Idempotency-Key": record.idempotency_key or ""}
             )
