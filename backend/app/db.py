@@ -12,6 +12,7 @@ from contextvars import ContextVar
 
 import asyncpg
 
+from app.outage import OutageGate
 from app.settings import Settings
 
 # Errors meaning "the database is not available right now" (mapped to 503 + Retry-After).
@@ -27,6 +28,16 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     # A pooled connection left mid-operation by a lost server ("another operation is in
     # progress"): unusable, so dropped and answered like an outage.
     asyncpg.InternalClientError,
+)
+
+
+# Errors meaning "the server is gone or refuses sessions" (not "busy"): they open the outage gate.
+SERVER_GONE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
 )
 
 
@@ -79,6 +90,7 @@ class Database:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self.pool: asyncpg.Pool | None = None
+        self.gate = OutageGate(self._probe, settings.db_outage_probe_interval_s)
 
     async def start(self) -> None:
         # min_size defaults to 0, so this does not connect: the process serves /healthz and
@@ -90,20 +102,37 @@ class Database:
             timeout=self._settings.db_connect_timeout,
             command_timeout=self._settings.db_command_timeout,
             max_inactive_connection_lifetime=60.0,
-            server_settings={
-                "idle_in_transaction_session_timeout": str(
-                    self._settings.db_idle_in_transaction_timeout_ms
-                ),
-                # A replica killed, crashed or cut off never closes its sessions: without
-                # keepalives PostgreSQL keeps them (and their max_connections slots) for hours.
-                # With these it drops them about 11 s after they fell silent.
-                "tcp_keepalives_idle": "5",
-                "tcp_keepalives_interval": "2",
-                "tcp_keepalives_count": "3",
-            },
+            server_settings=self._server_settings(),
         )
 
+    def _server_settings(self) -> dict[str, str]:
+        return {
+            "idle_in_transaction_session_timeout": str(
+                self._settings.db_idle_in_transaction_timeout_ms
+            ),
+            # A replica killed, crashed or cut off never closes its sessions: without
+            # keepalives PostgreSQL keeps them (and their max_connections slots) for hours.
+            # With these it drops them about 11 s after they fell silent.
+            "tcp_keepalives_idle": "5",
+            "tcp_keepalives_interval": "2",
+            "tcp_keepalives_count": "3",
+        }
+
+    async def _probe(self) -> None:
+        """One fresh session, outside the pool, bounded like a pooled connect."""
+        conn = await asyncpg.connect(
+            self._settings.dsn,
+            timeout=self._settings.db_connect_timeout,
+            command_timeout=self._settings.db_connect_timeout,
+            server_settings=self._server_settings(),
+        )
+        try:
+            await conn.fetchval("SELECT 1")
+        finally:
+            conn.terminate()
+
     async def stop(self) -> None:
+        await self.gate.close()
         if self.pool is not None:
             try:
                 await asyncio.wait_for(self.pool.close(), timeout=5.0)
@@ -115,11 +144,14 @@ class Database:
     async def connection(self, timeout: float | None = None) -> AsyncIterator[asyncpg.Connection]:
         if self.pool is None:
             raise DatabaseUnavailable("database pool not started")
+        if self.gate.is_open:
+            raise DatabaseUnavailable("database unavailable: failing fast until a probe reaches it")
         try:
             conn = await self.pool.acquire(
                 timeout=timeout or acquire_timeout(self._settings.db_acquire_timeout)
             )
         except UNAVAILABLE_ERRORS as exc:
+            self._note_failure(exc)
             raise DatabaseUnavailable(f"database unavailable: {exc.__class__.__name__}") from exc
         try:
             yield conn
@@ -132,12 +164,18 @@ class Database:
             await self._release(conn)
             if isinstance(exc, asyncio.CancelledError):
                 raise
+            self._note_failure(exc)
             raise DatabaseUnavailable(f"database unavailable: {exc.__class__.__name__}") from exc
         except BaseException:
             await self._release(conn)
             raise
         else:
             await self._release(conn)
+
+    def _note_failure(self, exc: BaseException) -> None:
+        # TimeoutError is an OSError, but a timed-out acquire means a busy pool, not a lost server.
+        if isinstance(exc, SERVER_GONE_ERRORS) and not isinstance(exc, TimeoutError):
+            self.gate.open(f"{exc.__class__.__name__}: {exc}")
 
     async def _release(self, conn: asyncpg.Connection) -> None:
         # On failure asyncpg terminates the connection itself; nothing else to do.

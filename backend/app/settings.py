@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     # A request gets its connection within this many seconds of arriving, or answers 503 +
     # Retry-After: the API's answer then always starts before Traefik's 1.5 s pinned bound.
     db_request_deadline_s: float = Field(1.25, gt=0)
+    # Once a connection is refused or lost, requests answer 503 at once and a background probe
+    # tries a fresh session this often; its first success ends the outage (app/outage.py).
+    db_outage_probe_interval_s: float = Field(0.2, gt=0)
     # PostgreSQL ends a session of ours that sits inside a transaction this long waiting for its
     # next command: a replica frozen or cut off mid-write would otherwise hold its locks (the
     # Idempotency-Key row) until its TCP connection dies, and the retry of that very write on
