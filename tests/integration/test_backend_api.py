@@ -599,6 +599,9 @@ def test_database_outage_is_a_quick_503_then_recovers(
             r = call()  # the client timeout (30 s) bounds "never hangs"
             assert_json_error(r, 503)
             assert r.headers["retry-after"].isdigit()
+            # Sized, not chunked: Traefik's failover would flush a chunked 503 to the client
+            # as an empty 200 (docs/failover.md, tests/integration/test_failover_flush.py).
+            assert int(r.headers["content-length"]) == len(r.content)
     finally:
         stack.docker.unpause(pg)
     wait_for(lambda: anon.get("/readyz").status_code == 200, 30, "/readyz 200 after the outage")
