@@ -71,19 +71,26 @@ def caused_by_database_outage(exc: BaseException | None) -> bool:
     return False
 
 
-# When the request being served must have its database connection by (time.monotonic()); set
-# by RequestContextMiddleware. None outside a request (migrations, the purge task).
+# When the request being served must be done with the database (time.monotonic()): its
+# connection acquired and its statements answered. Set by RequestContextMiddleware; None outside
+# a request (migrations, the purge task).
 connection_deadline: ContextVar[float | None] = ContextVar("connection_deadline", default=None)
+
+
+def request_time_left() -> float | None:
+    """Seconds until the request's deadline (at least 50 ms), None outside a request."""
+    deadline = connection_deadline.get()
+    if deadline is None:
+        return None
+    return max(0.05, deadline - time.monotonic())
 
 
 def acquire_timeout(default: float) -> float:
     """The time left to get a connection: ``default``, cut to what is left of the request's
     deadline, so that time spent before (a chat turn's thinking) does not push the API's 503
     past Traefik's response-header bound."""
-    deadline = connection_deadline.get()
-    if deadline is None:
-        return default
-    return max(0.05, min(default, deadline - time.monotonic()))
+    left = request_time_left()
+    return default if left is None else min(default, left)
 
 
 class Database:
@@ -140,14 +147,28 @@ class Database:
                 self.pool.terminate()
             self.pool = None
 
-    @asynccontextmanager
-    async def connection(self, timeout: float | None = None) -> AsyncIterator[asyncpg.Connection]:
+    def raise_if_known_down(self) -> None:
         if self.pool is None:
             raise DatabaseUnavailable("database pool not started")
         if self.gate.is_open:
             raise DatabaseUnavailable("database unavailable: failing fast until a probe reaches it")
+
+    @asynccontextmanager
+    async def connection(self, timeout: float | None = None) -> AsyncIterator[asyncpg.Connection]:
+        self.raise_if_known_down()
         try:
-            conn = await self.pool.acquire(
+            async with asyncio.timeout(request_time_left()):
+                async with self._connection(timeout) as conn:
+                    yield conn
+        except TimeoutError as exc:
+            # The request's deadline passed while it waited on the database (a slow reconnect,
+            # a lock, a statement): the API answers 503 before Traefik's bound answers 504.
+            raise DatabaseUnavailable("database unavailable: request deadline passed") from exc
+
+    @asynccontextmanager
+    async def _connection(self, timeout: float | None) -> AsyncIterator[asyncpg.Connection]:
+        try:
+            conn = await self.pool.acquire(  # type: ignore[union-attr]
                 timeout=timeout or acquire_timeout(self._settings.db_acquire_timeout)
             )
         except UNAVAILABLE_ERRORS as exc:

@@ -1,12 +1,14 @@
-"""The request's connection deadline: a database wait never outlives it."""
+"""The request's database deadline: no database wait, connection or statement, outlives it."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
 
-from app.db import acquire_timeout, connection_deadline
+from app.db import Database, DatabaseUnavailable, acquire_timeout, connection_deadline
+from app.settings import Settings
 
 
 def test_outside_a_request_the_acquire_timeout_is_the_setting() -> None:
@@ -20,3 +22,56 @@ def test_inside_a_request_it_is_cut_to_what_is_left(left_s: float, expected: flo
         assert acquire_timeout(1.0) == pytest.approx(expected, abs=0.02)
     finally:
         connection_deadline.reset(token)
+
+
+class FakeConnection:
+    terminated = False
+
+    def terminate(self) -> None:
+        self.terminated = True
+
+
+class OneConnectionPool:
+    """Hands out one connection at once; records its release. Only the deadline is under test."""
+
+    def __init__(self) -> None:
+        self.conn = FakeConnection()
+        self.released: list[FakeConnection] = []
+
+    async def acquire(self, timeout: float) -> FakeConnection:
+        return self.conn
+
+    async def release(self, conn: FakeConnection, timeout: float) -> None:
+        self.released.append(conn)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_statements_past_the_request_deadline_answer_503_and_drop_the_connection() -> None:
+    db = Database(Settings())
+    pool = OneConnectionPool()
+    db.pool = pool  # type: ignore[assignment]
+    token = connection_deadline.set(time.monotonic() + 0.1)
+    started = time.monotonic()
+    try:
+        with pytest.raises(DatabaseUnavailable, match="request deadline"):
+            async with db.connection():
+                await asyncio.sleep(5)  # a statement that would outlive the deadline
+    finally:
+        connection_deadline.reset(token)
+    assert time.monotonic() - started < 1.0
+    assert pool.conn.terminated, "a connection cut mid-statement must not go back to the pool"
+    assert pool.released == [pool.conn]
+    assert not db.gate.is_open, "a slow statement is not a lost server"
+
+
+@pytest.mark.anyio
+async def test_outside_a_request_statements_are_not_cut() -> None:
+    db = Database(Settings())
+    db.pool = OneConnectionPool()  # type: ignore[assignment]
+    async with db.connection():
+        await asyncio.sleep(0.2)

@@ -221,6 +221,9 @@ async def chat(
     # many requests are in flight as with a real model behind the API).
     latency_ms = request.app.state.settings.assistant_latency_ms
     if latency_ms:
+        # A turn that cannot be stored is not worth thinking about: during a database outage
+        # answer 503 now, not after the model's latency.
+        request.app.state.db.raise_if_known_down()
         await asyncio.sleep(latency_ms / 1000)
 
     async def work(conn: Any) -> tuple[int, str]:
