@@ -34,12 +34,15 @@ HERE = Path(__file__).resolve().parent
 LIMITS_FILE = HERE / "autoscale-limits.yml"
 POLICY_FILE = HERE / "autoscale-test-policy.yml"
 HACTL = str(Path(sys.executable).parent / "hactl")
-# The CPU-heavy stream: 10 req/s x 25 ms of CPU = 0.25 cores over 0.5-core replicas that idle at
-# about 0.04 cores (health checks): ~25 % at 3 replicas against the 15 % target (asks for 5+),
-# ~18 % at 5 (maxReplicas). Each replica keeps most of its limit free, and the host too: a
-# replica starved of CPU fails its Docker health check (a python3 process in the same cgroup),
-# and when every replica does at once Traefik drops the router (404) until one is healthy again.
-CPU_RATE, CPU_MS = 10.0, 25
+# The CPU-heavy stream: 10 req/s x 35 ms of CPU = 0.35 cores over 0.5-core replicas that idle at
+# 0.04-0.06 cores (health checks, the light stream): ~31 % at 3 replicas against the 20 % target
+# (asks for 5: more than 26.7 % does), ~22 % at 5 (maxReplicas). Back at 4 replicas, idle, the
+# controller asks for 3 below 15 %: a 15 % target with 25 ms made that 11.25 %, and a CI run
+# whose replicas idled at 11-12 % stayed at 4 until the test gave up. Each replica keeps most
+# of its limit free, and the host too: a replica starved of CPU fails its Docker health check
+# (a python3 process in the same cgroup), and when every replica does at once Traefik drops
+# the router (404) until one is healthy again.
+CPU_RATE, CPU_MS = 10.0, 35
 # A CPU-heavy request on 2 cores shared with other stacks can take longer than the stack's 1.5 s
 # response-header budget for the API (a 504, then the replica is marked down): this stack gives
 # Traefik 5 s, a per-deployment setting (BACKEND_RESPONSE_HEADER_TIMEOUT) for slow endpoints.
