@@ -245,6 +245,21 @@ def by_client_kind(
     return report
 
 
+def browser_pin_now(records: Sequence[RequestRecord], browser_clients: int, pinned: str) -> str:
+    """The replica the browser's shared cookie names now: the one that answered the latest
+    browser response setting a cookie (Traefik writes the cookie of the server it picked), else
+    the replica it was pinned to at the start. A busy host can move the browser before the fault
+    (an answer later than the pinned bound takes its replica out until the next probe)."""
+    setters = [
+        r
+        for r in records
+        if r.client < browser_clients and r.set_cookie and r.replica and r.done_s is not None
+    ]
+    if not setters:
+        return pinned
+    return max(setters, key=lambda r: r.done_s or 0.0).replica or pinned
+
+
 def browser_repin(
     records: Sequence[RequestRecord],
     browser_clients: int,

@@ -30,6 +30,7 @@ from hactl.chaos.analysis import (
     BROWSER,
     FaultStep,
     Poll,
+    browser_pin_now,
     browser_repin,
     by_client_kind,
     by_request_kind,
@@ -264,10 +265,39 @@ def _check_writes(
     return None, problem
 
 
+@dataclass
+class Aim:
+    """The fault's target, and the replica the browser is pinned to (None: no browser)."""
+
+    target: Container
+    pinned: str | None
+    # Set when the browser had moved before the fault: the replica first aimed at.
+    retargeted_from: str | None = None
+
+
+def _aim_at_the_browser(
+    options: ChaosOptions,
+    generator: LoadGenerator,
+    aim: Aim,
+    candidates: Sequence[Container],
+) -> None:
+    """Just before the fault: if the browser was moved to another replica since it was pinned,
+    aim at that one, so the fault still hits the replica the browser is on."""
+    if aim.pinned is None or not options.scenario.hits_a_replica:
+        return
+    now = browser_pin_now(generator.records, options.browser_clients, aim.pinned)
+    if now == aim.pinned:
+        return
+    with contextlib.suppress(RuntimeError):
+        aim.target = container_by_hostname(candidates, now)
+        aim.retargeted_from, aim.pinned = aim.pinned, now
+
+
 async def _run_load_with_fault(
     handle: ChaosStack,
     options: ChaosOptions,
-    target: Container,
+    aim: Aim,
+    candidates: Sequence[Container],
     run_id: str,
     browser_cookie: dict[str, str] | None,
 ) -> tuple[LoadResult, FaultEvidence | None, list[FaultStep], TraefikPoller | None, str]:
@@ -287,7 +317,7 @@ async def _run_load_with_fault(
     )
     generator = LoadGenerator(config)
     steps: list[FaultStep] = []
-    before = snapshot(handle.docker, target.id)
+    before = snapshot(handle.docker, aim.target.id)
 
     def mark(action: str) -> None:
         steps.append(FaultStep(round(generator.elapsed(), 3), action))
@@ -303,11 +333,14 @@ async def _run_load_with_fault(
         poller = TraefikPoller(handle.traefik, generator, options.traefik_poll_s)
         poller.start()
     await asyncio.sleep(max(0.0, options.fault_at_s - generator.elapsed()))
+    _aim_at_the_browser(options, generator, aim, candidates)
+    if aim.retargeted_from is not None:
+        before = await asyncio.to_thread(snapshot, handle.docker, aim.target.id)
     evidence: FaultEvidence | None = None
     fault_error = ""
     try:
         evidence = await asyncio.to_thread(
-            inject, options.scenario, handle.docker, target, mark, options.faults, before
+            inject, options.scenario, handle.docker, aim.target, mark, options.faults, before
         )
     except Exception as exc:  # report it: the verdict fails on a missing fault
         fault_error = f"{type(exc).__name__}: {exc}"
@@ -330,9 +363,13 @@ def run_chaos(handle: ChaosStack, options: ChaosOptions) -> dict[str, Any]:
         target = pick_target(candidates, options.target if scenario.hits_a_replica else None, rng)
     webs_before = _all_snapshots(handle.docker, handle.project)
 
+    aim = Aim(target, pinned if scenario.hits_a_replica else None)
     result, evidence, steps, poller, fault_error = asyncio.run(
-        _run_load_with_fault(handle, options, target, run_id, browser_cookie)
+        _run_load_with_fault(handle, options, aim, candidates, run_id, browser_cookie)
     )
+    target = aim.target
+    if aim.pinned is not None:
+        pinned = aim.pinned
 
     # The poller keeps running until the stack settled and Traefik lists the target UP again,
     # so a rejoin after the load ended is still measured.
@@ -409,6 +446,8 @@ def run_chaos(handle: ChaosStack, options: ChaosOptions) -> dict[str, Any]:
             "sticky": options.sticky,
             "browser_clients": options.browser_clients,
             "browser_pinned_to": pinned,
+            # The browser had moved before the fault; the fault followed it (the first aim).
+            "browser_moved_before_fault_from": aim.retargeted_from,
             "pause_s": options.faults.pause_s,
             "restart_stopped_after_s": options.faults.restart_stopped_after_s,
         },

@@ -9,6 +9,7 @@ from hactl.chaos.analysis import (
     COOKIELESS,
     FaultStep,
     Window,
+    browser_pin_now,
     browser_repin,
     by_client_kind,
     by_request_kind,
@@ -312,3 +313,20 @@ def test_slow_requests_in_the_window_and_failures_per_request_kind() -> None:
     kinds = by_request_kind(records)
     assert kinds["whoami"] == {"total": 101, "failed": 0}
     assert kinds["write"] == {"total": 1, "failed": 1}
+
+
+def test_the_browser_pin_now_follows_its_latest_cookie() -> None:
+    pinned = [replace(_req(t, replica="victim"), client=0) for t in (1.0, 2.0)]
+    assert browser_pin_now(pinned, 2, "victim") == "victim"
+    # Moved before the fault (a late answer took its replica out): two cookies, the later wins.
+    moved = [
+        replace(_req(4.0, replica="b"), client=1, set_cookie="cookie-b"),
+        replace(_req(4.1, replica="c"), client=0, set_cookie="cookie-c"),
+    ]
+    assert browser_pin_now(pinned + moved, 2, "victim") == "c"
+    # A cookie-less client's cookie, or a request still in flight, does not move the browser.
+    others = [
+        replace(_req(4.5, replica="d"), client=5, set_cookie="not-the-browser"),
+        replace(_req(4.6, replica="e"), client=1, set_cookie="cookie-e", done_s=None),
+    ]
+    assert browser_pin_now(pinned + moved + others, 2, "victim") == "c"
