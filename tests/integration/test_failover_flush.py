@@ -17,7 +17,6 @@ Traefik's default the client gets a 200, which is why the setting exists.
 
 from __future__ import annotations
 
-import re
 import secrets
 import tempfile
 import textwrap
@@ -34,6 +33,7 @@ from python_on_whales import Container, DockerClient
 
 from hactl.stack.envfile import read_env_file
 from hactl.waiting import WaitAbortedError
+from tests.support.compose import compose_default, load_compose
 from tests.support.stack import HA_FILE, IMAGES_ENV, REPO, wait_for
 
 pytestmark = pytest.mark.integration
@@ -91,16 +91,8 @@ BACKEND = textwrap.dedent(
 )
 
 
-class ComposeLoader(yaml.SafeLoader):
-    """Reads compose files: Compose's own tags (!reset, !override) are not YAML's."""
-
-
-ComposeLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
-
-
 def web_labels() -> dict[str, str]:
-    compose = yaml.load(HA_FILE.read_text(), Loader=ComposeLoader)
-    return compose["services"]["web"]["labels"]
+    return load_compose(HA_FILE)["services"]["web"]["labels"]
 
 
 def compose_flush_interval() -> str:
@@ -115,9 +107,7 @@ def compose_flush_interval() -> str:
 
 def compose_router_middlewares() -> list[str]:
     """The web router's middleware chain: the default of `${WEB_MIDDLEWARES:-...}`."""
-    value = web_labels()["traefik.http.routers.web.middlewares"]
-    match = re.fullmatch(r"\$\{WEB_MIDDLEWARES:-(.*)\}", value)
-    chain = (match.group(1) if match else value).split(",")
+    chain = compose_default(web_labels()["traefik.http.routers.web.middlewares"]).split(",")
     assert "retry@file" in chain, chain
     return chain
 

@@ -61,35 +61,6 @@ def one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[
     return found[0]
 
 
-class _ComposeLoader(yaml.SafeLoader):
-    """Compose's merge tags (`!reset`, `!override`) read as their plain value."""
-
-
-def _plain(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
-    if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node)
-    if isinstance(node, yaml.MappingNode):
-        return loader.construct_mapping(node)
-    return loader.construct_scalar(node)  # type: ignore[arg-type]
-
-
-_ComposeLoader.add_multi_constructor("!", _plain)
-
-
-def load_compose(path: Path) -> dict[str, Any]:
-    return yaml.load(path.read_text(), Loader=_ComposeLoader)  # a SafeLoader subclass
-
-
-_DEFAULT = re.compile(r"^\$\{(\w+):-([^}]*)\}$")
-
-
-def compose_default(value: str) -> str:
-    """`${NAME:-default}` -> default (what Compose uses when the variable is unset)."""
-    match = _DEFAULT.match(str(value).strip())
-    assert match, f"{value!r} is not ${{NAME:-default}}"
-    return match.group(2)
-
-
 def seconds(value: str) -> float:
     """Compose/Docker durations as used here: '30s', '1s', '500ms'."""
     match = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m)", value.strip())

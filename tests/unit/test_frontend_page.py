@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support.compose import load_compose
+
 REPO = Path(__file__).resolve().parents[2]
 FRONTEND = REPO / "compose" / "frontend"
 SITE = FRONTEND / "site"
@@ -80,16 +82,8 @@ def test_csp_forbids_inline_code_and_other_origins() -> None:
     assert "unsafe" not in csp
 
 
-class _ComposeLoader(yaml.SafeLoader):
-    """Compose's `!reset []` tag (used in the HA overlay) read as its plain value."""
-
-
-_ComposeLoader.add_constructor("!reset", lambda loader, node: loader.construct_sequence(node))
-
-
 def test_frontend_routes_only_the_page_and_leaves_api_to_web() -> None:
-    text = (REPO / "docker-compose.ha.yml").read_text()
-    services = yaml.load(text, Loader=_ComposeLoader)["services"]
+    services = load_compose(REPO / "docker-compose.ha.yml")["services"]
     frontend = services["frontend"]
     labels = frontend["labels"]
     assert frontend["image"].startswith("${FRONTEND_IMAGE:-nginx:")

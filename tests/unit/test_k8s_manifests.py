@@ -24,14 +24,13 @@ from tests.k8s.manifests import (
     NAMESPACES,
     OVERLAYS,
     REPO,
-    compose_default,
     kubectl_path,
-    load_compose,
     one,
     prepared_tree,
     render,
     seconds,
 )
+from tests.support.compose import compose_default, load_compose
 
 DIAGRAM_DB_ADDRESS = "47.79.87.199"
 SERVICEMONITOR_CRD = REPO / "tests/k8s/data/crds/monitoring.coreos.com_servicemonitors.yaml"

@@ -6,8 +6,6 @@ import copy
 import json
 from pathlib import Path
 
-import yaml
-
 from hactl.stack.traefik_api import (
     ServerState,
     find_service,
@@ -15,6 +13,7 @@ from hactl.stack.traefik_api import (
     merged_states_by_ip,
     parse_server_states,
 )
+from tests.support.compose import load_compose
 
 # Captured from a live Traefik 3.7.15 of the HA stack (docker-compose.yml + docker-compose.ha.yml,
 # 3 replicas, all UP), trimmed to the services that matter: an internal one without a load balancer
@@ -185,18 +184,11 @@ def test_missing_service_and_internal_services_give_nothing() -> None:
     assert merged_states_by_ip([]) == {}
 
 
-class ComposeLoader(yaml.SafeLoader):
-    """Reads compose files: Compose's own tags (!reset, !override) are not YAML's."""
-
-
-ComposeLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
-
-
 def test_the_capture_matches_the_compose_labels() -> None:
     """The active and passive health checks Traefik reports are the ones docker-compose.ha.yml
     configures on the sticky services (captured from a live stack)."""
     repo = Path(__file__).resolve().parents[3]
-    compose = yaml.load((repo / "docker-compose.ha.yml").read_text(), Loader=ComposeLoader)
+    compose = load_compose(repo / "docker-compose.ha.yml")
     labels: dict[str, str] = compose["services"]["web"]["labels"]
     for name in ("web", "web-secure"):
         prefix = f"traefik.http.services.{name}.loadbalancer."
