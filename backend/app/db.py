@@ -85,14 +85,6 @@ def request_time_left() -> float | None:
     return max(0.05, deadline - time.monotonic())
 
 
-def acquire_timeout(default: float) -> float:
-    """The time left to get a connection: ``default``, cut to what is left of the request's
-    deadline, so that time spent before (a chat turn's thinking) does not push the API's 503
-    past Traefik's response-header bound."""
-    left = request_time_left()
-    return default if left is None else min(default, left)
-
-
 class Database:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
@@ -169,7 +161,7 @@ class Database:
     async def _connection(self, timeout: float | None) -> AsyncIterator[asyncpg.Connection]:
         try:
             conn = await self.pool.acquire(  # type: ignore[union-attr]
-                timeout=timeout or acquire_timeout(self._settings.db_acquire_timeout)
+                timeout=timeout or self._settings.db_acquire_timeout
             )
         except UNAVAILABLE_ERRORS as exc:
             self._note_failure(exc)

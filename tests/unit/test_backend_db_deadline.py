@@ -7,19 +7,19 @@ import time
 
 import pytest
 
-from app.db import Database, DatabaseUnavailable, acquire_timeout, connection_deadline
+from app.db import Database, DatabaseUnavailable, connection_deadline, request_time_left
 from app.settings import Settings
 
 
-def test_outside_a_request_the_acquire_timeout_is_the_setting() -> None:
-    assert acquire_timeout(1.0) == 1.0
+def test_outside_a_request_there_is_no_deadline() -> None:
+    assert request_time_left() is None
 
 
-@pytest.mark.parametrize(("left_s", "expected"), [(0.3, 0.3), (5.0, 1.0), (-2.0, 0.05)])
-def test_inside_a_request_it_is_cut_to_what_is_left(left_s: float, expected: float) -> None:
+@pytest.mark.parametrize(("left_s", "expected"), [(0.3, 0.3), (5.0, 5.0), (-2.0, 0.05)])
+def test_inside_a_request_it_is_what_is_left(left_s: float, expected: float) -> None:
     token = connection_deadline.set(time.monotonic() + left_s)
     try:
-        assert acquire_timeout(1.0) == pytest.approx(expected, abs=0.02)
+        assert request_time_left() == pytest.approx(expected, abs=0.02)
     finally:
         connection_deadline.reset(token)
 
@@ -75,3 +75,27 @@ async def test_outside_a_request_statements_are_not_cut() -> None:
     db.pool = OneConnectionPool()  # type: ignore[assignment]
     async with db.connection():
         await asyncio.sleep(0.2)
+
+
+class StuckPool(OneConnectionPool):
+    """Its acquire waits as long as it is allowed to (the setting's 1 s here)."""
+
+    async def acquire(self, timeout: float) -> FakeConnection:
+        await asyncio.sleep(timeout)
+        raise TimeoutError
+
+
+@pytest.mark.anyio
+async def test_the_wait_for_a_connection_is_cut_to_what_is_left_of_the_request() -> None:
+    db = Database(Settings(db_acquire_timeout=1.0))
+    db.pool = StuckPool()  # type: ignore[assignment]
+    token = connection_deadline.set(time.monotonic() + 0.1)
+    started = time.monotonic()
+    try:
+        with pytest.raises(DatabaseUnavailable):
+            async with db.connection():
+                pass
+    finally:
+        connection_deadline.reset(token)
+    assert time.monotonic() - started < 0.5, "the acquire outlived the request's deadline"
+    assert not db.gate.is_open, "a busy pool is not a lost server"
