@@ -58,10 +58,12 @@ async def test_close_stops_the_prober() -> None:
     probe = FlakyProbe(failures=10**9)
     gate = OutageGate(probe, probe_interval_s=0.01)
     gate.open("refused")
-    await asyncio.sleep(0.05)
+    async with asyncio.timeout(2.0):
+        while probe.calls < 2:  # probing, and past its first interval
+            await asyncio.sleep(0.005)
     await gate.close()
     calls = probe.calls
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)  # five probe intervals: none may start after close()
     assert not gate.is_open
     assert probe.calls == calls
 
