@@ -75,6 +75,26 @@ def healthy(stack: Stack, service: str) -> bool:
     return bool(found) and all(c.state.health and c.state.health.status == "healthy" for c in found)
 
 
+def syncs_completed(stack: Stack) -> float:
+    """The controller's completed-sync counter, read inside its container (its metrics port
+    is not published)."""
+    (controller,) = stack.containers("selfheal")
+    script = (
+        "import urllib.request as u\n"
+        "for line in u.urlopen('http://127.0.0.1:9109/metrics', timeout=4).read().decode()"
+        ".splitlines():\n"
+        "    if line.startswith('selfheal_syncs_total '): print(line.split()[1])"
+    )
+    return float(stack.docker.container.execute(controller, ["python3", "-c", script]))
+
+
+def wait_syncs(stack: Stack, count: int, what: str) -> None:
+    """Wait until the controller has completed `count` more syncs: a condition, not a guess of
+    how long `count` syncs take on a loaded host."""
+    target = syncs_completed(stack) + count
+    wait_for(lambda: syncs_completed(stack) >= target, 60, f"{count} syncs {what}")
+
+
 def record(stack: Stack) -> Path:
     return stack.workdir / f"{stack.project}.rollout.env"
 
@@ -325,8 +345,7 @@ def test_pause_switch_holds_until_resume(stack: Stack) -> None:
         "the controller to hold (paused)",
     )
     stack.docker.container.kill(name)
-    # Five syncs at least: the killed replica stays down.
-    time.sleep(5)
+    wait_syncs(stack, 5, "after the kill")  # five chances to act: the killed replica stays down
     victim = container(stack, name)
     assert victim is not None and victim.state.status == "exited"
     assert actions_on(stack, name, since) == []
@@ -349,7 +368,7 @@ def test_hactl_scale_down_is_not_fought(stack: Stack) -> None:
     ]  # fmt: skip
     assert holds and all(e["detail"].startswith("hactl scale (pid ") for e in holds), holds
     # A few syncs after the lease ended: the recorded count (3) is kept, nothing was touched.
-    time.sleep(3)
+    wait_syncs(stack, 3, "after the lease ended")
     assert len(stack.containers("web", all_states=True)) == 3
     assert [e for e in events(stack) if e["event"] in ("start", "create", "restart")
             and event_time(e) >= since] == []  # fmt: skip
@@ -369,7 +388,8 @@ def test_make_down_brings_nothing_back(stack: Stack) -> None:
     assert out.returncode == 0, out.stderr
     filters = [("label", f"com.docker.compose.project={stack.project}")]
     assert stack.docker.container.list(all=True, filters=filters) == []
-    # Long enough for several syncs of a controller that would still be running somewhere.
+    # An observation window, not a wait for a condition: the controller is gone with the stack,
+    # so no sync can be counted; five of its sync periods for one that would still run elsewhere.
     time.sleep(5)
     assert stack.docker.container.list(all=True, filters=filters) == []
     # No container of the project was started during or after the down.

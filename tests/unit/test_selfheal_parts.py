@@ -282,6 +282,9 @@ def test_one_sync_starts_the_killed_replica_and_replaces_the_removed_one(tmp_pat
         == 0
     )  # created at 0 for every replica seen, so increase() counts a first restart
     assert registry.get_sample_value("selfheal_desired_replicas") == 3
+    assert registry.get_sample_value("selfheal_syncs_total") == 1
+    controller.sync()
+    assert registry.get_sample_value("selfheal_syncs_total") == 2
 
 
 def test_docker_times() -> None:

@@ -215,6 +215,7 @@ class Controller:
         for action in plan.actions:
             self.act(action, obs.replicas)
         self.metrics.last_sync.set(self.clock())
+        self.metrics.syncs.inc()
         return plan
 
     def _report(self, obs: Observation, plan: Plan) -> None:
