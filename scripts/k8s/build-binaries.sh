@@ -23,6 +23,13 @@ export GOMAXPROCS=$PROCS GOFLAGS="-p=$PROCS" CGO_ENABLED=0 GOTOOLCHAIN=local
 if [ "${1:-}" = "--print-dir" ]; then echo "$CACHE"; exit 0; fi
 
 command -v go >/dev/null || { echo "build-binaries: go is not on PATH" >&2; exit 1; }
+# nice orders processes only inside one autogroup (kernel.sched_autogroup_enabled: one group per
+# session), and groups share the CPU equally: a build inside CI's session takes that whole
+# session's share from the test stacks' containers. Started in a session of its own (.ci/run uses
+# setsid), the build puts its group at the same nice, so it gets only CPU nobody else wants.
+if [ "$(ps -o sid= -p $$ | tr -d ' ')" = "$$" ] && [ -w /proc/self/autogroup ]; then
+	echo "$NICE" >/proc/self/autogroup || true
+fi
 mkdir -p "$CACHE"
 exec 9>"$CACHE/.build.lock"
 if ! flock -n 9; then
