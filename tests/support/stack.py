@@ -6,6 +6,7 @@ compose after `.env.images`, so several stacks can run on one engine without tou
 
 from __future__ import annotations
 
+import contextlib
 import secrets as pysecrets
 import subprocess
 from collections.abc import Callable, Iterable
@@ -15,6 +16,7 @@ from typing import TypeVar
 
 import httpx
 from python_on_whales import Container, DockerClient
+from python_on_whales.exceptions import NoSuchContainer
 
 from hactl.stack.endpoints import free_port
 from hactl.waiting import WaitAbortedError, WaitFailedError, wait_until
@@ -236,14 +238,18 @@ def is_own_container(project: str, name: str) -> bool:
 def remove_own_containers() -> list[str]:
     """Force-remove this repository's leftover containers (never another project's); their names."""
     docker = DockerClient()
-    own = [
-        c
-        for c in docker.container.list(all=True)
-        if is_own_container(c.config.labels.get("com.docker.compose.project", ""), c.name)
-    ]
-    if own:
-        docker.container.remove(own, force=True)
-    return [c.name for c in own]
+    own: dict[str, str] = {}  # id -> name, read once: a removed container can't be inspected
+    for c in docker.container.list(all=True):
+        try:
+            project, name = c.config.labels.get("com.docker.compose.project", ""), c.name
+        except NoSuchContainer:  # gone meanwhile (a stack still going down)
+            continue
+        if is_own_container(project, name):
+            own[c.id] = name
+    for container_id in own:
+        with contextlib.suppress(NoSuchContainer):
+            docker.container.remove(container_id, force=True)
+    return sorted(own.values())
 
 
 def ha_files(monitoring: bool = False) -> list[Path]:
