@@ -1,0 +1,206 @@
+"""`hactl rollout --service traefik`: replace the Traefik instances one at a time.
+
+The two instances share the published ports with SO_REUSEPORT (docs/load-balancer.md), so one
+can go while the other serves everything. Per instance, in TRAEFIK_SERVICES order:
+1. `compose up --no-deps --force-recreate <instance>` (TRAEFIK_IMAGE set to the new image for
+   that one call): Compose stops the old container with SIGTERM and Traefik drains it (closes
+   its listeners, so the kernel sends new connections to the other instance; finishes the
+   requests in flight; exits), then starts the new container in the same namespace.
+2. Wait until the new container is Docker-healthy (its own ping) AND its own API shows the web
+   routers enabled and every healthy replica UP (hactl.stack.traefik_instances), then that it
+   stays so for a moment (a crash right after start is not a success).
+3. Only then the next instance. If an instance does not get there within `timeout` (a bad
+   image, a bad configuration it reads at start), it is recreated on the previous image and the
+   rollout stops with "rolled back": the other instance was never touched and kept serving.
+
+The same command with no --image restarts both instances on the image they run (to apply a
+changed static configuration or environment one instance at a time).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from python_on_whales import DockerClient
+
+from hactl.errors import HactlError, RolledBackError
+from hactl.ops.preflight import require_image
+from hactl.selfheal.record import holds_operation_lease
+from hactl.stack.project import TRAEFIK_SERVICES, process_env
+from hactl.stack.running import RunningStack
+from hactl.stack.traefik_instances import (
+    describe_instances,
+    healthy_web_ips,
+    instance_containers,
+    instance_problems,
+    read_instance_view,
+)
+from hactl.stack.web_service import record_state
+from hactl.validation import validate_timeout
+from hactl.waiting import WaitAbortedError, WaitFailedError, WaitResult, wait_for
+
+IMAGE_VARIABLE = "TRAEFIK_IMAGE"
+# A new instance must stay healthy and routing this long before the next one is touched.
+STEADY_S = 2.0
+CRASH_LOOP_RESTARTS = 2
+
+Mark = Callable[[str], None]
+
+
+@dataclass
+class InstanceReplaced:
+    service: str
+    old_container: str
+    new_container: str
+    seconds: float
+
+
+@dataclass
+class TraefikRolloutResult:
+    image: str
+    previous_image: str
+    replaced: list[InstanceReplaced] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _no_mark(_: str) -> None:
+    return None
+
+
+def require_all_serving(docker: DockerClient, project: str) -> dict[str, str]:
+    """Every instance running and healthy before one is taken away; service -> image."""
+    found = instance_containers(docker, project)
+    ready = {
+        service: c
+        for service, c in found.items()
+        if c is not None and c.state.health is not None and c.state.health.status == "healthy"
+    }
+    if len(ready) != len(found):
+        raise HactlError(
+            "not every Traefik instance is healthy: " + ", ".join(describe_instances(found)),
+            "a rollout takes one instance away: start the others first (`make up-ha`)",
+        )
+    return {service: str(c.config.image) for service, c in ready.items()}
+
+
+def recreate_instance(docker: DockerClient, service: str, image: str) -> None:
+    """Stop (drain) and replace one instance's container; the image comes through the same
+    variable the compose file reads, set for this one call only."""
+    with process_env({IMAGE_VARIABLE: image}):
+        docker.compose.up([service], detach=True, no_deps=True, force_recreate=True)
+
+
+def wait_instance_routing(
+    docker: DockerClient, project: str, service: str, timeout: float
+) -> WaitResult:
+    """The instance's container is healthy and its own API routes every healthy replica;
+    aborts at once when it exited or crash-loops."""
+
+    def check() -> tuple[bool, str]:
+        container = instance_containers(docker, project)[service]
+        if container is None:
+            raise WaitAbortedError(f"{service} is not running")
+        state = container.state
+        if (container.restart_count or 0) >= CRASH_LOOP_RESTARTS:
+            raise WaitAbortedError(f"{service} crash-loops ({container.restart_count} restarts)")
+        health = state.health.status if state.health else "none"
+        if health != "healthy":
+            return False, f"{service} {state.status}/{health}"
+        problems = instance_problems(
+            read_instance_view(docker, project, container), healthy_web_ips(docker, project)
+        )
+        return not problems, "; ".join(problems) or f"{service} routes every healthy replica"
+
+    return wait_for(f"Traefik instance {service} healthy and routing", check, timeout, 0.5)
+
+
+def _bring_up(docker: DockerClient, project: str, service: str, image: str, timeout: float) -> str:
+    """Recreate `service` on `image` and wait until it routes and stays so; its container name."""
+    recreate_instance(docker, service, image)
+    wait_instance_routing(docker, project, service, timeout)
+    first = instance_containers(docker, project)[service]
+    time.sleep(STEADY_S)
+    wait_instance_routing(docker, project, service, timeout=STEADY_S * 2)
+    now = instance_containers(docker, project)[service]
+    if first is None or now is None or first.id != now.id:
+        raise WaitAbortedError(f"{service} was replaced or restarted while being checked")
+    return now.name
+
+
+def rollout_traefik(
+    docker: DockerClient,
+    project: str,
+    image: str | None,
+    timeout: float,
+    mark: Mark = _no_mark,
+) -> TraefikRolloutResult:
+    """Replace every instance, one at a time; RolledBackError if one never routes."""
+    images = require_all_serving(docker, project)
+    previous_image = images[TRAEFIK_SERVICES[0]]
+    target = image or previous_image
+    result = TraefikRolloutResult(image=target, previous_image=previous_image)
+    start = time.monotonic()
+    try:
+        for service in TRAEFIK_SERVICES:
+            old = instance_containers(docker, project)[service]
+            began = time.monotonic()
+            mark(f"replace {service}")
+            try:
+                new = _bring_up(docker, project, service, target, timeout)
+            except WaitFailedError as failure:
+                mark(f"{service} failed: rolling back")
+                done = [r.service for r in result.replaced]
+                _roll_back(docker, project, [service, *done], images, timeout, failure)
+            mark(f"{service} routing")
+            result.replaced.append(
+                InstanceReplaced(service, old.name if old else "", new, time.monotonic() - began)
+            )
+    finally:
+        result.seconds = time.monotonic() - start
+    return result
+
+
+def _roll_back(
+    docker: DockerClient,
+    project: str,
+    services: list[str],
+    images: dict[str, str],
+    timeout: float,
+    failure: WaitFailedError,
+) -> None:
+    """Bring `services` (the failed instance first, then those already replaced) back on the
+    image each ran before, one at a time, and raise RolledBackError."""
+    failed = services[0]
+    untouched = [s for s in TRAEFIK_SERVICES if s not in services]
+    for service in services:
+        try:
+            _bring_up(docker, project, service, images[service], timeout)
+        except WaitFailedError as second:
+            raise HactlError(
+                f"Traefik instance {failed} did not route on the new image or configuration "
+                f"({failure}), and {service} did not route on {images[service]} either ({second})",
+                f"check `docker compose logs {service}`; the other instance(s) still serve",
+            ) from second
+    spared = f"; {', '.join(untouched)} never touched" if untouched else ""
+    raise RolledBackError(
+        f"rolled back: Traefik instance {failed} did not route on the new image or "
+        f"configuration: {failure}",
+        f"{', '.join(services)} run(s) the previous image again{spared}; "
+        f"`docker compose logs {failed}` shows why",
+    ) from failure
+
+
+@holds_operation_lease("hactl rollout --service traefik")  # self-healing stands off meanwhile
+def rollout_traefik_stack(
+    running: RunningStack, image: str | None, timeout: float
+) -> TraefikRolloutResult:
+    """The verb's operation: checks the input, rolls out, records the image for `make up-ha`."""
+    validate_timeout(timeout)
+    if image:
+        require_image(running.docker, image)
+    result = rollout_traefik(running.docker, running.project, image, timeout)
+    if image:
+        record_state(running.stack, **{IMAGE_VARIABLE: image})
+    return result

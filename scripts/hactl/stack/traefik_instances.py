@@ -1,0 +1,129 @@
+"""The Traefik instances of a stack, each seen on its own.
+
+The HA stack runs two Traefik instances in one network namespace (docker-compose.ha.yml): the
+published ports (:80, :443, the API on :8080) are shared with SO_REUSEPORT, so a request to them
+reaches either instance. To know what *one* instance routes (a new one during a rollout, before
+the other is touched), hactl reads that instance's own API, which listens only on 127.0.0.1 of
+the namespace (`TRAEFIK_INSTANCE_API_PORT`, entrypoint `instance` in traefik/traefik.yml). It
+gets there with `docker exec` into the namespace's holder (`traefik-net`, a Python image), so
+nothing of it is published. `instance_problems` (pure, unit tested) says what is missing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from python_on_whales import Container, DockerClient
+
+from hactl.stack.project import (
+    TRAEFIK_NETNS_SERVICE,
+    TRAEFIK_SERVICES,
+    WEB_SERVICE,
+    project_containers,
+)
+from hactl.stack.traefik_api import (
+    WEB_SERVICE_NAME,
+    ServerState,
+    find_service,
+    parse_server_states,
+    states_by_ip,
+)
+
+INSTANCE_API_PORT_ENV = "TRAEFIK_INSTANCE_API_PORT"
+DEFAULT_INSTANCE_API_PORT = 9082
+# The routers every instance must serve (the web containers' labels): HTTP and HTTPS.
+REQUIRED_ROUTERS = ("web@docker", "web-secure@docker")
+FETCH_SCRIPT = (
+    "import json, sys, urllib.request\n"
+    "base = 'http://127.0.0.1:%s/api/http/' % sys.argv[1]\n"
+    "out = {}\n"
+    "for part in ('routers', 'services'):\n"
+    "    with urllib.request.urlopen(base + part + '?per_page=1000', timeout=3) as r:\n"
+    "        out[part] = json.load(r)\n"
+    "print(json.dumps(out))\n"
+)
+
+
+@dataclass(frozen=True)
+class InstanceView:
+    """What one Traefik instance routes: its routers and services from its own API."""
+
+    routers: list[dict[str, Any]]
+    services: list[dict[str, Any]]
+
+
+def instance_containers(docker: DockerClient, project: str) -> dict[str, Container | None]:
+    """Service name -> its running container (None: not running), for every instance."""
+    found: dict[str, Container | None] = {}
+    for service in TRAEFIK_SERVICES:
+        running = project_containers(docker, project, service)
+        found[service] = running[0] if running else None
+    return found
+
+
+def instance_api_port(container: Container) -> int:
+    for item in container.config.env or []:
+        key, _, value = item.partition("=")
+        if key == INSTANCE_API_PORT_ENV and value.isdigit():
+            return int(value)
+    return DEFAULT_INSTANCE_API_PORT
+
+
+def read_instance_view(docker: DockerClient, project: str, instance: Container) -> InstanceView:
+    """The instance's routers and services, read from inside the shared network namespace."""
+    holders = project_containers(docker, project, TRAEFIK_NETNS_SERVICE)
+    if not holders:
+        raise RuntimeError(f"no running {TRAEFIK_NETNS_SERVICE} container in {project}")
+    port = instance_api_port(instance)
+    out = docker.container.execute(holders[0], ["python3", "-c", FETCH_SCRIPT, str(port)])
+    data = json.loads(str(out))
+    return InstanceView(routers=list(data["routers"]), services=list(data["services"]))
+
+
+def healthy_web_ips(docker: DockerClient, project: str) -> dict[str, set[str]]:
+    """Container name -> IPs of every running web replica Docker calls healthy."""
+    result = {}
+    for container in project_containers(docker, project, WEB_SERVICE):
+        state = container.state
+        health = state.health.status if state.health else None
+        if state.running and health == "healthy":
+            networks = container.network_settings.networks or {}
+            result[container.name] = {n.ip_address for n in networks.values() if n.ip_address}
+    return result
+
+
+def instance_problems(view: InstanceView, replicas: Mapping[str, set[str]]) -> list[str]:
+    """Why this instance does not route like it should (empty: it does): a required router
+    missing or not enabled, or a healthy replica not UP in its `web@docker` service."""
+    problems = []
+    routers = {r.get("name"): r for r in view.routers}
+    for name in REQUIRED_ROUTERS:
+        router = routers.get(name)
+        if router is None:
+            problems.append(f"router {name} missing")
+        elif router.get("status") != "enabled":
+            errors = "; ".join(router.get("error") or []) or router.get("status")
+            problems.append(f"router {name}: {errors}")
+    states = states_by_ip(parse_server_states(find_service(view.services, WEB_SERVICE_NAME)))
+    up = {ip for ip, state in states.items() if state is ServerState.UP}
+    missing = sorted(name for name, ips in replicas.items() if not ips & up)
+    if missing:
+        problems.append(f"{WEB_SERVICE_NAME} does not have {', '.join(missing)} UP")
+    if not replicas:
+        problems.append("no healthy web replica to route to")
+    return problems
+
+
+def describe_instances(found: Mapping[str, Container | None]) -> Sequence[str]:
+    """One `service=status/health` per instance, for messages."""
+    parts = []
+    for service, container in found.items():
+        if container is None:
+            parts.append(f"{service}=not running")
+            continue
+        health = container.state.health.status if container.state.health else "none"
+        parts.append(f"{service}={container.state.status}/{health}")
+    return parts
