@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from python_on_whales import DockerClient
+from python_on_whales.exceptions import DockerException
 
 from hactl.errors import HactlError, RolledBackError
 from hactl.ops.preflight import require_image
@@ -89,7 +90,16 @@ def recreate_instance(docker: DockerClient, service: str, image: str) -> None:
     """Stop (drain) and replace one instance's container; the image comes through the same
     variable the compose file reads, set for this one call only."""
     with process_env({IMAGE_VARIABLE: image}):
-        docker.compose.up([service], detach=True, no_deps=True, force_recreate=True)
+        docker.compose.up(
+            [service],
+            detach=True,
+            force_recreate=True,
+            dependencies=False,
+            no_build=True,
+            pull="never",
+            quiet=True,
+            color=False,
+        )
 
 
 def wait_instance_routing(
@@ -149,7 +159,7 @@ def rollout_traefik(
             mark(f"replace {service}")
             try:
                 new = _bring_up(docker, project, service, target, timeout)
-            except WaitFailedError as failure:
+            except (WaitFailedError, DockerException) as failure:  # e.g. an image that exits
                 mark(f"{service} failed: rolling back")
                 done = [r.service for r in result.replaced]
                 _roll_back(docker, project, [service, *done], images, timeout, failure)
@@ -168,7 +178,7 @@ def _roll_back(
     services: list[str],
     images: dict[str, str],
     timeout: float,
-    failure: WaitFailedError,
+    failure: Exception,
 ) -> None:
     """Bring `services` (the failed instance first, then those already replaced) back on the
     image each ran before, one at a time, and raise RolledBackError."""
@@ -177,7 +187,7 @@ def _roll_back(
     for service in services:
         try:
             _bring_up(docker, project, service, images[service], timeout)
-        except WaitFailedError as second:
+        except (WaitFailedError, DockerException) as second:
             raise HactlError(
                 f"Traefik instance {failed} did not route on the new image or configuration "
                 f"({failure}), and {service} did not route on {images[service]} either ({second})",
