@@ -260,7 +260,9 @@ def _traefik_rollout(
     from hactl.ops.traefik_rollout import rollout_traefik  # the verb's own code
     from hactl.stack.traefik_instances import instance_containers
 
-    project = container.config.labels["com.docker.compose.project"]
+    # Read now: the object re-inspects on access, and the rollout removes the container.
+    labels = dict(container.config.labels)
+    project, first = labels["com.docker.compose.project"], labels["com.docker.compose.service"]
     before = {s: c.id for s, c in instance_containers(docker, project).items() if c is not None}
     mark("hactl rollout --service traefik")
     try:
@@ -268,7 +270,7 @@ def _traefik_rollout(
     finally:
         after = instance_containers(docker, project)
         evidence.replaced = {s: [old, after[s].id if after[s] else ""] for s, old in before.items()}
-        new_first = after.get(container.config.labels["com.docker.compose.service"])
+        new_first = after.get(first)
         if new_first is not None:
             evidence.during = evidence.after = snapshot(docker, new_first.id)
     mark("rollout done")

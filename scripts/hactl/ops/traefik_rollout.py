@@ -6,9 +6,10 @@ can go while the other serves everything. Per instance, in TRAEFIK_SERVICES orde
    that one call): Compose stops the old container with SIGTERM and Traefik drains it (closes
    its listeners, so the kernel sends new connections to the other instance; finishes the
    requests in flight; exits), then starts the new container in the same namespace.
-2. Wait until the new container is Docker-healthy (its own ping) AND its own API shows the web
-   routers enabled and every healthy replica UP (hactl.stack.traefik_instances), then that it
-   stays so for a moment (a crash right after start is not a success).
+2. Wait until the new instance's own API shows the web routers enabled and every healthy replica
+   UP (hactl.stack.traefik_instances), then that it stays so for a moment (a crash right after
+   start is not a success). Docker's health check is not asked: it pings, and /ping answers
+   before the routes are loaded (traefik#10151).
 3. Only then the next instance. If an instance does not get there within `timeout` (a bad
    image, a bad configuration it reads at start), it is recreated on the previous image and the
    rollout stops with "rolled back": the other instance was never touched and kept serving.
@@ -32,7 +33,6 @@ from hactl.selfheal.record import holds_operation_lease
 from hactl.stack.project import TRAEFIK_SERVICES, process_env
 from hactl.stack.running import RunningStack
 from hactl.stack.traefik_instances import (
-    describe_instances,
     healthy_web_ips,
     instance_containers,
     instance_problems,
@@ -70,20 +70,41 @@ def _no_mark(_: str) -> None:
     return None
 
 
-def require_all_serving(docker: DockerClient, project: str) -> dict[str, str]:
-    """Every instance running and healthy before one is taken away; service -> image."""
-    found = instance_containers(docker, project)
-    ready = {
-        service: c
-        for service, c in found.items()
-        if c is not None and c.state.health is not None and c.state.health.status == "healthy"
-    }
-    if len(ready) != len(found):
+def require_all_serving(docker: DockerClient, project: str, timeout: float) -> dict[str, str]:
+    """Every instance running and routing before one is taken away (waited for: a replica that
+    just turned healthy reaches each instance's configuration a moment later); service -> image."""
+
+    def check() -> tuple[bool, str]:
+        problems = [
+            f"{service}: {'; '.join(found)}"
+            for service in TRAEFIK_SERVICES
+            if (found := routing_problems(docker, project, service))
+        ]
+        return not problems, ", ".join(problems) or "every instance routes"
+
+    try:
+        wait_for("every Traefik instance routing", check, timeout, 0.5)
+    except WaitFailedError as error:
         raise HactlError(
-            "not every Traefik instance is healthy: " + ", ".join(describe_instances(found)),
+            f"not every Traefik instance routes: {error.detail}",
             "a rollout takes one instance away: start the others first (`make up-ha`)",
-        )
-    return {service: str(c.config.image) for service, c in ready.items()}
+        ) from error
+    found = instance_containers(docker, project)
+    return {service: str(c.config.image) for service, c in found.items() if c is not None}
+
+
+def routing_problems(docker: DockerClient, project: str, service: str) -> list[str]:
+    """Why `service` does not route (empty: it does), from its own API. Docker's health check
+    (a ping) is not asked: it answers before the routes are loaded, and on a loaded host its
+    exec times out while the instance serves."""
+    container = instance_containers(docker, project)[service]
+    if container is None or not container.state.running:
+        return ["not running"]
+    try:
+        view = read_instance_view(docker, project, container)
+    except (DockerException, ValueError, KeyError) as error:
+        return [f"its API does not answer: {str(error).strip()[:200]}"]
+    return instance_problems(view, healthy_web_ips(docker, project))
 
 
 def recreate_instance(docker: DockerClient, service: str, image: str) -> None:
@@ -105,25 +126,19 @@ def recreate_instance(docker: DockerClient, service: str, image: str) -> None:
 def wait_instance_routing(
     docker: DockerClient, project: str, service: str, timeout: float
 ) -> WaitResult:
-    """The instance's container is healthy and its own API routes every healthy replica;
-    aborts at once when it exited or crash-loops."""
+    """The instance's own API routes every healthy replica; aborts at once when it exited or
+    crash-loops."""
 
     def check() -> tuple[bool, str]:
         container = instance_containers(docker, project)[service]
         if container is None:
             raise WaitAbortedError(f"{service} is not running")
-        state = container.state
         if (container.restart_count or 0) >= CRASH_LOOP_RESTARTS:
             raise WaitAbortedError(f"{service} crash-loops ({container.restart_count} restarts)")
-        health = state.health.status if state.health else "none"
-        if health != "healthy":
-            return False, f"{service} {state.status}/{health}"
-        problems = instance_problems(
-            read_instance_view(docker, project, container), healthy_web_ips(docker, project)
-        )
+        problems = routing_problems(docker, project, service)
         return not problems, "; ".join(problems) or f"{service} routes every healthy replica"
 
-    return wait_for(f"Traefik instance {service} healthy and routing", check, timeout, 0.5)
+    return wait_for(f"Traefik instance {service} routing", check, timeout, 0.5)
 
 
 def _bring_up(docker: DockerClient, project: str, service: str, image: str, timeout: float) -> str:
@@ -147,7 +162,7 @@ def rollout_traefik(
     mark: Mark = _no_mark,
 ) -> TraefikRolloutResult:
     """Replace every instance, one at a time; RolledBackError if one never routes."""
-    images = require_all_serving(docker, project)
+    images = require_all_serving(docker, project, timeout)
     previous_image = images[TRAEFIK_SERVICES[0]]
     target = image or previous_image
     result = TraefikRolloutResult(image=target, previous_image=previous_image)
@@ -155,6 +170,8 @@ def rollout_traefik(
     try:
         for service in TRAEFIK_SERVICES:
             old = instance_containers(docker, project)[service]
+            # The name now: the object re-inspects on access, and the container will be gone.
+            old_name = old.name if old is not None else ""
             began = time.monotonic()
             mark(f"replace {service}")
             try:
@@ -165,7 +182,7 @@ def rollout_traefik(
                 _roll_back(docker, project, [service, *done], images, timeout, failure)
             mark(f"{service} routing")
             result.replaced.append(
-                InstanceReplaced(service, old.name if old else "", new, time.monotonic() - began)
+                InstanceReplaced(service, old_name, new, time.monotonic() - began)
             )
     finally:
         result.seconds = time.monotonic() - start

@@ -12,7 +12,7 @@ nothing of it is published. `instance_problems` (pure, unit tested) says what is
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,7 +97,9 @@ def healthy_web_ips(docker: DockerClient, project: str) -> dict[str, set[str]]:
 
 def instance_problems(view: InstanceView, replicas: Mapping[str, set[str]]) -> list[str]:
     """Why this instance does not route like it should (empty: it does): a required router
-    missing or not enabled, or a healthy replica not UP in its `web@docker` service."""
+    missing or not enabled, a healthy replica missing from its `web@docker` servers (its Docker
+    configuration is incomplete), or no server UP at all. A listed server's UP/DOWN is its own
+    health check's verdict, which a busy host flips for a moment: not asked of each one."""
     problems = []
     routers = {r.get("name"): r for r in view.routers}
     for name in REQUIRED_ROUTERS:
@@ -108,22 +110,9 @@ def instance_problems(view: InstanceView, replicas: Mapping[str, set[str]]) -> l
             errors = "; ".join(router.get("error") or []) or router.get("status")
             problems.append(f"router {name}: {errors}")
     states = states_by_ip(parse_server_states(find_service(view.services, WEB_SERVICE_NAME)))
-    up = {ip for ip, state in states.items() if state is ServerState.UP}
-    missing = sorted(name for name, ips in replicas.items() if not ips & up)
+    missing = sorted(name for name, ips in replicas.items() if not ips & set(states))
     if missing:
-        problems.append(f"{WEB_SERVICE_NAME} does not have {', '.join(missing)} UP")
-    if not replicas:
-        problems.append("no healthy web replica to route to")
+        problems.append(f"{WEB_SERVICE_NAME} does not list {', '.join(missing)}")
+    if not any(state is ServerState.UP for state in states.values()):
+        problems.append(f"{WEB_SERVICE_NAME} has no server UP")
     return problems
-
-
-def describe_instances(found: Mapping[str, Container | None]) -> Sequence[str]:
-    """One `service=status/health` per instance, for messages."""
-    parts = []
-    for service, container in found.items():
-        if container is None:
-            parts.append(f"{service}=not running")
-            continue
-        health = container.state.health.status if container.state.health else "none"
-        parts.append(f"{service}={container.state.status}/{health}")
-    return parts
