@@ -280,6 +280,11 @@ def markdown_throughput(summary: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _num(value: float | None) -> str:
+    """A figure of a result file, or "?" for one an older file does not have."""
+    return "?" if value is None else f"{value:g}"
+
+
 def markdown_ratios(summary: Mapping[str, Any]) -> str:
     """Every ratio of the run with both of its numbers: the hop (the project's Traefik against
     one replica direct), against a plain Traefik per replica count, and fewest to most replicas."""
@@ -293,7 +298,8 @@ def markdown_ratios(summary: Mapping[str, Any]) -> str:
         if hop:
             lines.append(
                 f"| {kind} | project Traefik / direct to one replica | {hop['replicas']} "
-                f"| {hop['connections']} | {hop['traefik_rps']:g} | {hop['direct_rps']:g} "
+                f"| {hop['connections']} | {_num(hop.get('traefik_rps'))} "
+                f"| {_num(hop.get('direct_rps'))} "
                 f"| {hop['ratio']:g} |"
             )
         for n, row in entry.get("vs_plain", {}).items():
