@@ -3,8 +3,9 @@
 1. Migrations run on the new image (expand-only, like the rolling update).
 2. The canary (compose service `web-canary`, compose/canary.yml) starts on the new image beside
    the stable `web` replicas and must get into rotation (Docker healthy, Traefik UP).
-3. Smoke check: a few requests through Traefik that only the canary answers (a per-run header,
-   stack/canary_routing.py) must succeed, from canary replicas.
+3. Smoke check: the routing file goes in with a 0 % share, and a few requests through Traefik
+   that only the canary answers (a per-run header, stack/canary_routing.py) must succeed, from
+   canary replicas.
 4. Each step: the canary runs enough replicas for its share, hactl's routing file sends that share
    of new clients to it (weighted, sticky), and Traefik's per-service counters are read every
    POLL_S seconds. The canary's 5xx ratio and p99 are compared with the stable side's over the
@@ -377,6 +378,7 @@ def canary_rollout(running: RunningStack, image: str, settings: CanarySettings) 
     try:
         steps = plan_steps(settings.steps, len(stable))
         result.started += canary.scale(steps[0].replicas, image, settings.timeout)
+        canary.route(0)  # the routers' copies and the smoke router; no client on the canary yet
         result.smoke_replicas = canary.smoke_check()
         reference = canary.read_sides()[1].minus(reference0)
         for step in steps:

@@ -26,6 +26,8 @@ Why this shape (Traefik v3.7's source):
   renders empty anywhere else.
 - A weighted child with weight 0 is left out of the balancer (wrr.go `Add`), and a sticky
   cookie naming a child that is not there picks again: at 100 % the stable side gets nobody.
+  The weighted service sets its cookie only while both sides have a share: at 0 % (the smoke
+  check) it would pin every sticky client to the stable side for the whole canary.
 - The canary containers carry `traefik.docker.allownonrunning=true`: their services stay defined
   (empty) while a canary replica restarts or is unhealthy, instead of disappearing and taking
   the routers that name them down with them (pkg/provider/docker/config.go).
@@ -159,12 +161,10 @@ def render_routing(
         cookie: dict[str, Any] = {"name": RELEASE_COOKIE, "httpOnly": True, "sameSite": "lax"}
         if r.tls is not None:
             cookie["secure"] = True
-        services[r.release_service] = {
-            "weighted": {
-                "sticky": {"cookie": cookie},
-                "services": [c for c in children if c["weight"] > 0],
-            }
-        }
+        weighted: dict[str, Any] = {"services": [c for c in children if c["weight"] > 0]}
+        if 0 < weight < 100:  # with one side only, a cookie would pin sticky clients to it
+            weighted["sticky"] = {"cookie": cookie}
+        services[r.release_service] = {"weighted": weighted}
         failover: dict[str, Any] = {
             "service": CANARY_SERVICES[str(r.failover["service"])],
             "fallback": r.failover.get("fallback"),

@@ -120,9 +120,16 @@ def test_the_canary_keeps_the_failover_to_the_stable_replicas() -> None:
 
 def test_at_full_weight_the_stable_side_is_left_out() -> None:
     services = rendered("p1", 100)["http"]["services"]
-    assert services["web-release"]["weighted"]["services"] == [
-        {"name": "web-canary-failover@file", "weight": 100}
-    ]
+    assert services["web-release"]["weighted"] == {
+        "services": [{"name": "web-canary-failover@file", "weight": 100}]
+    }
+
+
+def test_at_zero_weight_no_release_cookie_pins_clients_to_the_stable_side() -> None:
+    services = rendered("p1", 0)["http"]["services"]
+    assert services["web-release"]["weighted"] == {
+        "services": [{"name": "web-failover@file", "weight": 100}]
+    }
 
 
 def test_the_smoke_router_needs_the_run_token_and_reaches_only_the_canary() -> None:
