@@ -22,6 +22,7 @@ is stopped; the exit code is 3 and the report names the numbers the decision was
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -52,7 +53,7 @@ from hactl.stack.canary_routing import (
     routing_file,
     write_atomically,
 )
-from hactl.stack.project import container_number
+from hactl.stack.project import container_number, project_containers
 from hactl.stack.replicas import container_facts, web_containers
 from hactl.stack.running import RunningStack
 from hactl.stack.traefik_metrics import read_service_samples, side
@@ -213,11 +214,14 @@ class Canary:
         return new
 
     def stop(self) -> list[StoppedReplica]:
-        """Drain and remove every canary replica (call after the routing is gone: no router
-        sends to them; requests still in flight finish, the app drains on SIGTERM)."""
-        names = self.names()
-        start_draining(self.running.docker, names)
-        return stop_and_remove(self.running.docker, names)
+        """Drain and remove every canary replica, exited ones too (call after the routing is
+        gone: no router sends to them; requests in flight finish, the app drains on SIGTERM)."""
+        running = self.names()
+        start_draining(self.running.docker, running)
+        every = project_containers(
+            self.running.docker, self.running.project, CANARY_SERVICE, include_stopped=True
+        )
+        return stop_and_remove(self.running.docker, [c.name for c in every])
 
     def hostnames(self) -> set[str]:
         return {container_facts(c).hostname for c in web_containers(self.running, CANARY_SERVICE)}
@@ -341,8 +345,8 @@ def _ms(value: float | None) -> str:
 def leftovers(running: RunningStack) -> tuple[Path, list[str]]:
     """A routing file or canary containers of an earlier run that did not finish."""
     path = routing_file(dynamic_dir(running), running.project)
-    names = [c.name for c in web_containers(running, CANARY_SERVICE)]
-    return path, names
+    every = project_containers(running.docker, running.project, CANARY_SERVICE, True)
+    return path, [c.name for c in every]
 
 
 @holds_operation_lease("hactl rollout --abort-canary")
@@ -375,6 +379,7 @@ def canary_rollout(running: RunningStack, image: str, settings: CanarySettings) 
     if settings.migrate:
         migrate_or_fail(running, image)
     reference0 = canary.read_sides()[1]
+    previous_handler = signal.signal(signal.SIGTERM, _interrupt)
     try:
         steps = plan_steps(settings.steps, len(stable))
         result.started += canary.scale(steps[0].replicas, image, settings.timeout)
@@ -398,11 +403,18 @@ def canary_rollout(running: RunningStack, image: str, settings: CanarySettings) 
         if aborted is None:
             raise
         raise aborted from error
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
     result.stopped += canary.stop()
     result.promoted = True
     result.seconds = time.monotonic() - start
     record_state(running.stack, WEB_IMAGE=image, WEB_REPLICAS=str(len(stable)))
     return result
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM (a CI timeout, `kill`) ends the canary like Ctrl-C: switched back, then exit."""
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 class _StepFailedError(Exception):
