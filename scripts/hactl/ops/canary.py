@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from python_on_whales import DockerClient
@@ -307,21 +307,26 @@ class Canary:
         return side(samples, CANARY_METRIC_SERVICES), side(samples, STABLE_METRIC_SERVICES)
 
 
+class SideReader(Protocol):
+    def read_sides(self) -> tuple[SideSample, SideSample]: ...
+
+
 def watch_step(
-    canary: Canary,
+    canary: SideReader,
     step: CanaryStep,
     settings: CanarySettings,
     reference: SideSample,
     sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
 ) -> StepReport:
     """Read the counters every POLL_S seconds until the step is decided."""
     canary0, stable0 = canary.read_sides()
-    start = time.monotonic()
+    start = clock()
     thresholds = settings.thresholds
     while True:
         sleep(POLL_S)
         now_canary, now_stable = canary.read_sides()
-        elapsed = time.monotonic() - start
+        elapsed = clock() - start
         canary_window, stable_window = now_canary.minus(canary0), now_stable.minus(stable0)
         # At 100 % the stable side has no traffic: it is judged against the last window that had.
         enough_stable = stable_window.requests >= max(thresholds.min_requests, 1)
