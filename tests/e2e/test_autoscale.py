@@ -25,7 +25,6 @@ import httpx
 import pytest
 from python_on_whales import DockerClient
 
-from hactl.autoscale.policy import load_policy
 from hactl.waiting import WaitAbortedError
 from tests.support.stack import Stack, free_port, ha_files, wait_for
 
@@ -63,7 +62,6 @@ class Outcome:
     intended_s: float
     ok: bool
     detail: str
-    replica: str | None = None  # X-Replica: which replica answered
 
 
 @dataclass
@@ -89,10 +87,7 @@ class Stream:
         try:
             response = client.request(self.method, self.path, headers=self.headers)
             outcome = Outcome(
-                intended,
-                200 <= response.status_code < 300,
-                f"HTTP {response.status_code}",
-                response.headers.get("X-Replica"),
+                intended, 200 <= response.status_code < 300, f"HTTP {response.status_code}"
             )
         except httpx.HTTPError as error:
             outcome = Outcome(intended, False, f"{type(error).__name__}: {error}")
@@ -118,18 +113,6 @@ class Stream:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-    def replicas_since(self, mark: int) -> set[str]:
-        """The replicas that answered a request successfully after the first `mark` outcomes."""
-        with self._lock:
-            return {o.replica for o in self.outcomes[mark:] if o.ok and o.replica}
-
-    def wait_served_by(self, count: int, timeout: float, what: str) -> None:
-        """From now on, until `count` different replicas have answered: every replica in
-        rotation took part of the stream (a condition instead of a fixed stretch of load)."""
-        with self._lock:
-            mark = len(self.outcomes)
-        wait_for(lambda: len(self.replicas_since(mark)) >= count, timeout, what)
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -218,16 +201,6 @@ def stack(docker_engine: DockerClient) -> Iterator[Stack]:
         s.down()
 
 
-def replicas_below_cpu_target(stack: Stack) -> bool:
-    """Every web replica's CPU below the policy's utilization target of its limit."""
-    replicas = stack.containers("web")
-    stats = stack.docker.stats(replicas)
-    limit_cores = replicas[0].host_config.nano_cpus / 1e9
-    (cpu,) = [m for m in load_policy(POLICY_FILE).spec.metrics if m.name == "cpu"]
-    target_percent = cpu.value * limit_cores  # averageUtilization % of the limit; docker: of a core
-    return len(stats) == len(replicas) and all(s.cpu_percentage < target_percent for s in stats)
-
-
 def _ts(event: dict[str, Any]) -> float:
     from datetime import datetime
 
@@ -240,10 +213,9 @@ def test_cpu_load_scales_up_then_back_down_with_zero_failed_requests(
     web = stack.containers("web")[0]
     web.reload()
     assert web.host_config.nano_cpus == 500_000_000, "the test overlay's CPU limit is missing"
-    # Warm-up, before the controller starts: a settled stack after `up` on a busy host (every
-    # replica below the policy's CPU target, as the controller will read it), then every
-    # worker's first CPU request (thread pool, connections through Traefik).
-    wait_for(lambda: replicas_below_cpu_target(stack), 90, "the replicas idle after `up`")
+    # Warm-up, before the controller starts: every worker's first CPU request (thread pool,
+    # connections through Traefik) and a settled stack after `up` on a busy host.
+    time.sleep(10)
     with httpx.Client(base_url=stack.base_url, timeout=15.0) as client:
         for _ in range(12):
             client.post(f"/api/v1/work?cpu_ms={CPU_MS}", headers=stack.auth_headers())
@@ -278,8 +250,7 @@ def test_cpu_load_scales_up_then_back_down_with_zero_failed_requests(
             metrics = httpx.get(
                 f"http://127.0.0.1:{controller.metrics_port}/metrics", timeout=5
             ).text
-            # The load goes on until every replica in rotation, the new ones too, answered it.
-            cpu.wait_served_by(replicas, 60, f"all {replicas} replicas answering the load")
+            time.sleep(10)  # the load goes on a little on the new replicas
         load_stop = time.time()
         assert cpu.outcomes, "the CPU stream sent nothing"
         assert cpu.failures() == [], (
@@ -303,7 +274,7 @@ def test_cpu_load_scales_up_then_back_down_with_zero_failed_requests(
                 "the scale back down to 3",
             )
             stack.wait_in_rotation(3, timeout=30)
-            light.wait_served_by(3, 30, "the 3 remaining replicas answering")
+            time.sleep(3)
         assert light.outcomes, "the light stream sent nothing"
         assert light.failures() == [], (
             f"failed during the scale-down: {light.failures()}; decisions: {controller.log_path}"
