@@ -105,8 +105,7 @@ test-unit: venv ## fast tests, no Docker
 
 # In this order: the k8s tests wait for the Kubernetes binaries, so on a fresh machine the Go build
 # (started in the background by .ci/run) ends before the timing-sensitive integration and e2e
-# tests start: run beside them it starved the stacks (fresh-clone CI, 2 cores: every chaos run
-# 99 % timeouts).
+# tests start, instead of competing with their stacks for the same cores (docs/kubernetes.md).
 TEST_PATHS := tests/unit tests/k8s tests/integration tests/e2e
 test: bootstrap build lint ## everything but the slow tier: unit, k8s, integration, end-to-end
 	@$(PYTEST) $(TEST_PATHS) -m "not slow" $(PYTEST_ARGS)
