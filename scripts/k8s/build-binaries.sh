@@ -56,6 +56,7 @@ go_install() {
 	# The binary is named after the package's last path element (e.g. "v3" -> "server").
 	mv "$(find "$tmp" -maxdepth 1 -type f | head -1)" "$CACHE/$dir/$bin"
 	rm -rf "$tmp"
+	trap - EXIT # the trap names a local that is gone when the script exits (set -u)
 	log "$bin: built in $(($(date +%s) - start)) s"
 }
 
