@@ -18,7 +18,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from hactl.bench.report import evaluate_targets, markdown_targets, markdown_throughput
+from hactl.bench.report import (
+    evaluate_targets,
+    markdown_ratios,
+    markdown_targets,
+    markdown_throughput,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH_DIR = REPO / "docs" / "bench"
@@ -44,14 +49,25 @@ size is an option (`--replicas 1,3,5`, `--connections 2,8,32`, `--duration 8`,
 
 - **Throughput** with wrk (Debian's 4.1.0; the `compose-ha/wrk` image from
   `scripts/airgap/build_images.sh wrk`), run in a throwaway container on the stack's own network
-  `<project>_backend`: through Traefik (`http://traefik:80`) with 1, 3 and 5 replicas (scaled
-  with hactl's drain-aware `scale`), and at 1 replica also straight to that replica's `IP:8000`
-  from the same container. Whoami GETs and chat POSTs (bearer token from `secrets/api_tokens`,
+  `<project>_backend`: through the project's Traefik (`http://traefik:80`) with 1, 3 and 5
+  replicas (scaled with hactl's drain-aware `scale`); at each count also through a **plain
+  Traefik** (the same image with Traefik's defaults: a file provider listing the same replicas,
+  one router, no middleware, access log, metrics or health check; `--no-plain` leaves it out);
+  and at 1 replica straight to that replica's `IP:8000`, all from the same container, the paths
+  alternating run by run. Whoami GETs and chat POSTs (bearer token from `secrets/api_tokens`,
   a Lua script gives every POST its own `Idempotency-Key`). Each concurrency level is a
   closed-loop run; *saturation* is the highest level, *within the p99 budget* the best run whose
-  p99 stayed under the budget with every answer 2xx. The **hop cost** is Traefik / direct at the
-  same concurrency (the highest where both runs were clean). A Lua `response()` counts answers
-  per replica (`X-Replica`): the per-replica counts add up to the total.
+  p99 stayed under the budget with every answer 2xx. The **hop cost** is Traefik / direct and
+  the **cost of the configuration** the project's Traefik / the plain one, each at the same
+  replica count and concurrency (the highest where both runs were clean); the **replica drop**
+  is the saturation throughput at 5 replicas / at 1. A Lua `response()` counts answers per
+  replica (`X-Replica`): the per-replica counts add up to the total.
+- **Idle CPU** of every container of the stack over a window with no load (10 s) at each
+  replica count, from its cgroup's CPU counter (the engine's host: `/sys/fs/cgroup`): a
+  replica's own (it includes Docker's HEALTHCHECK process and the answers to Traefik's probes
+  and Prometheus's scrapes) plus Traefik's idle CPU shared out per replica. Its containerd
+  shim (the `runc exec` of every health check) is read from `/proc` beside it and reported as
+  an upper bound.
 - **Latency** p50/p90/p99 with hactl's open-loop loadgen through Traefik's published port,
   measured from each request's intended send time.
 - **Memory** per replica at idle and during the 3-replica saturation runs: the sum of PSS of the
@@ -92,6 +108,19 @@ def _latency_line(latency: Mapping[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def _idle_line(idle: Mapping[str, Any]) -> str:
+    by_count = idle.get("summary", {}).get("by_replicas", {})
+    if not by_count:
+        return "Idle CPU: not measured in this run."
+    parts = [
+        f"{n} replicas: a replica {row['replica_own_percent']} % + Traefik's share "
+        f"{row['traefik_share_percent']} % = {row['per_replica_percent']} % (its shim "
+        f"{row['replica_shim_percent']} %)"
+        for n, row in sorted(by_count.items(), key=lambda kv: int(kv[0]))
+    ]
+    return "Idle CPU per replica, in % of one core: " + "; ".join(parts) + "."
+
+
 def render(result: Mapping[str, Any], notes: str | None = None) -> str:
     """The whole page, from one `hactl bench` result (pure)."""
     machine, versions = result["machine"], result["versions"]
@@ -119,6 +148,12 @@ def render(result: Mapping[str, Any], notes: str | None = None) -> str:
         markdown_targets(evaluate_targets(result)),
         "",
         markdown_throughput(result["throughput"]["summary"]),
+        "",
+        "Every ratio of the run, with both of its numbers (req/s, successful answers):",
+        "",
+        markdown_ratios(result["throughput"]["summary"]),
+        "",
+        _idle_line(result.get("idle_cpu", {})),
         "",
         f"Latency through Traefik (open loop): {_latency_line(result.get('latency', {}))}.",
         "",

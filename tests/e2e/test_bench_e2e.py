@@ -69,7 +69,10 @@ def test_every_throughput_run_is_positive_and_adds_up(bench_result: dict) -> Non
     runs = bench_result["throughput"]["runs"]
     seen = {(r["target"], r["replicas"], r["kind"]) for r in runs}
     expected = {("direct", 1, k) for k in ("whoami", "chat_post")} | {
-        ("traefik", n, k) for n in (1, 3, 5) for k in ("whoami", "chat_post")
+        (path, n, k)
+        for path in ("traefik", "plain")
+        for n in (1, 3, 5)
+        for k in ("whoami", "chat_post")
     }
     assert seen == expected
     for r in runs:
@@ -88,8 +91,40 @@ def test_every_throughput_run_is_positive_and_adds_up(bench_result: dict) -> Non
         assert r["generator_cpu_percent"] >= 0, what
     summary = bench_result["throughput"]["summary"]
     for kind in ("whoami", "chat_post"):
-        assert summary[kind]["hop"]["ratio"] > 0
+        hop = summary[kind]["hop"]
+        assert hop["ratio"] == pytest.approx(hop["traefik_rps"] / hop["direct_rps"], abs=0.001)
         assert set(summary[kind]["traefik"]) == {"1", "3", "5"}
+
+
+def test_the_project_traefik_is_compared_with_a_plain_one_at_every_replica_count(
+    bench_result: dict, ha_stack: Stack, docker_engine: DockerClient
+) -> None:
+    summary = bench_result["throughput"]["summary"]
+    for kind in ("whoami", "chat_post"):
+        vs_plain = summary[kind]["vs_plain"]
+        assert set(vs_plain) == {"1", "3", "5"}, kind
+        for n, row in vs_plain.items():
+            assert row["plain_rps"] > 0 and row["traefik_rps"] > 0, (kind, n)
+            assert row["ratio"] == pytest.approx(row["traefik_rps"] / row["plain_rps"], abs=0.001)
+        for path in ("traefik", "plain"):
+            drop = summary[kind]["scaling"][path]
+            assert (drop["from_replicas"], drop["to_replicas"]) == (1, 5), (kind, path)
+            assert drop["ratio"] == pytest.approx(drop["to_rps"] / drop["from_rps"], abs=0.001)
+    # the plain Traefik is gone with the bench
+    assert not docker_engine.container.list(
+        all=True, filters=[("name", f"{ha_stack.project}-bench-plain")]
+    )
+
+
+def test_idle_cpu_is_read_at_every_replica_count(bench_result: dict) -> None:
+    idle = bench_result["idle_cpu"]
+    assert [w["replicas"] for w in idle["windows"]] == [1, 3, 5]
+    for window in idle["windows"]:
+        replicas = [n for n, s in window["services"].items() if s == "web"]
+        assert len(replicas) == window["replicas"], window
+        # the bench runs on the engine's host: every container's cgroup is readable
+        assert all(window["container_percent"][r] is not None for r in replicas), window
+    assert idle["summary"]["per_replica_percent"] > 0
 
 
 def test_latency_memory_and_timings_are_there(bench_result: dict) -> None:

@@ -11,17 +11,32 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-# The issue's targets (issue 7), and the design's "an unhealthy replica leaves within 3 s".
+# The issue's targets (issues 7 and 18), and the design's "an unhealthy replica leaves within 3 s".
 TARGETS: dict[str, tuple[str, float, str]] = {
     # key: (label, limit, unit); every target is "measured <= limit"
     "hop_loss_whoami": ("Traefik hop throughput loss, whoami GET", 15.0, "%"),
     "hop_loss_chat_post": ("Traefik hop throughput loss, chat POST", 15.0, "%"),
+    # the project's Traefik against a plain one (same image, same replicas, same run)
+    "plain_loss_whoami": ("throughput loss against a plain Traefik, whoami GET", 10.0, "%"),
+    "plain_loss_chat_post": ("throughput loss against a plain Traefik, chat POST", 10.0, "%"),
+    # saturation throughput at the most replicas against the fewest, same cores
+    "replica_drop_whoami": ("throughput drop from fewest to most replicas, whoami GET", 10.0, "%"),
+    "replica_drop_chat_post": (
+        "throughput drop from fewest to most replicas, chat POST",
+        10.0,
+        "%",
+    ),
+    "idle_cpu_per_replica": ("idle CPU of one replica (with its probes)", 2.0, "% of a core"),
     "chat_post_p50": ("chat POST p50 at a moderate rate", 10.0, "ms"),
     "rss_per_replica": ("memory per replica (PSS, 2 workers), under load", 120.0, "MB"),
     "scale_3_to_5": ("scale 3 → 5 until in rotation", 10.0, "s"),
     "rollout_3": ("rolling update of 3 replicas", 45.0, "s"),
     "unready_leaves": ("unready replica out of rotation", 3.0, "s"),
 }
+
+
+# wrk's paths: one replica direct, a plain Traefik over the replicas, the project's Traefik
+TARGET_PATHS = ("traefik", "direct", "plain")
 
 
 @dataclass
@@ -55,7 +70,7 @@ def throughput_summary(runs: Sequence[Mapping[str, Any]], p99_budget_ms: float) 
     summary: dict[str, Any] = {}
     for kind in sorted({r["kind"] for r in runs}):
         per_target: dict[str, dict[str, Any]] = {}
-        for target in ("traefik", "direct"):
+        for target in TARGET_PATHS:
             groups: dict[int, list[Mapping[str, Any]]] = {}
             for r in runs:
                 if r["kind"] == kind and r["target"] == target:
@@ -72,35 +87,48 @@ def throughput_summary(runs: Sequence[Mapping[str, Any]], p99_budget_ms: float) 
                     "p99_budget_connections": best["connections"] if best else None,
                 }
         entry: dict[str, Any] = dict(per_target)
-        hop = hop_cost(runs, kind, per_target)
+        direct = per_target.get("direct", {})
+        n_direct = int(min(direct, key=int)) if direct else 0
+        hop = paired_ratio(runs, kind, "traefik", "direct", n_direct) if direct else None
         if hop:
             entry["hop"] = hop
+        plain = {
+            n: ratio
+            for n in sorted(per_target.get("plain", {}), key=int)
+            if (ratio := paired_ratio(runs, kind, "traefik", "plain", int(n)))
+        }
+        if plain:
+            entry["vs_plain"] = plain
+        scaling = {
+            target: drop
+            for target in ("traefik", "plain")
+            if (drop := replica_drop(per_target.get(target, {})))
+        }
+        if scaling:
+            entry["scaling"] = scaling
         summary[kind] = entry
     return summary
 
 
-def hop_cost(
-    runs: Sequence[Mapping[str, Any]], kind: str, per_target: Mapping[str, Mapping[str, Any]]
+def paired_ratio(
+    runs: Sequence[Mapping[str, Any]], kind: str, target: str, base: str, replicas: int
 ) -> dict[str, Any] | None:
-    """Traefik against direct, same replica count and concurrency, from the same container.
+    """`target`'s throughput against `base`'s (Traefik against direct, or the project's Traefik
+    against a plain one), same replica count and concurrency, from the same wrk container.
 
     The ratio is taken at the highest concurrency where both runs answered every request 2xx
     (a saturated single replica can fail its health check, and Traefik then answers 404/503
     while it has no server: that is measured too, but it is not the cost of the hop).
     """
-    direct = per_target.get("direct", {})
-    if not direct:
-        return None
-    n = min(direct, key=int)
 
-    def by_connections(target: str) -> dict[int, Mapping[str, Any]]:
+    def by_connections(path: str) -> dict[int, Mapping[str, Any]]:
         return {
             int(r["connections"]): r
             for r in runs
-            if r["kind"] == kind and r["target"] == target and str(r["replicas"]) == n
+            if r["kind"] == kind and r["target"] == path and int(r["replicas"]) == replicas
         }
 
-    via, straight = by_connections("traefik"), by_connections("direct")
+    via, straight = by_connections(target), by_connections(base)
     pairs = {
         c: (via[c], straight[c])
         for c in sorted(set(via) & set(straight))
@@ -113,13 +141,42 @@ def hop_cost(
     at = max(clean) if clean else max(pairs)
     ratio = ratios[str(at)]
     return {
-        "replicas": int(n),
+        "replicas": replicas,
         "connections": at,
         "both_clean": bool(clean),
+        f"{target}_rps": pairs[at][0]["ok_rps"],
+        f"{base}_rps": pairs[at][1]["ok_rps"],
         "ratio": ratio,
         "loss_percent": round((1 - ratio) * 100, 1),
         "ratio_by_connections": ratios,
     }
+
+
+def replica_drop(per_count: Mapping[str, Mapping[str, Any]]) -> dict[str, Any] | None:
+    """Saturation throughput at the most replicas against the fewest (same cores, same run)."""
+    if len(per_count) < 2:
+        return None
+    low, high = min(per_count, key=int), max(per_count, key=int)
+    before, after = per_count[low]["saturation_rps"], per_count[high]["saturation_rps"]
+    if not before:
+        return None
+    ratio = round(after / before, 3)
+    return {
+        "from_replicas": int(low),
+        "to_replicas": int(high),
+        "from_rps": before,
+        "to_rps": after,
+        "ratio": ratio,
+        "drop_percent": round((1 - ratio) * 100, 1),
+    }
+
+
+def plain_reference_count(vs_plain: Mapping[str, Any], preferred: int = 3) -> str | None:
+    """The replica count the plain-Traefik target is read at: the stack's default (3), else
+    the nearest measured one."""
+    if not vs_plain:
+        return None
+    return min(vs_plain, key=lambda n: (abs(int(n) - preferred), int(n)))
 
 
 def memory_summary(readings: Sequence[Mapping[str, Any]]) -> dict[str, float | None]:
@@ -165,6 +222,15 @@ def evaluate_targets(result: Mapping[str, Any]) -> list[TargetResult]:
         "hop_loss_chat_post": _get(
             result, "throughput", "summary", "chat_post", "hop", "loss_percent"
         ),
+        "plain_loss_whoami": _plain_loss(result, "whoami"),
+        "plain_loss_chat_post": _plain_loss(result, "chat_post"),
+        "replica_drop_whoami": _get(
+            result, "throughput", "summary", "whoami", "scaling", "traefik", "drop_percent"
+        ),
+        "replica_drop_chat_post": _get(
+            result, "throughput", "summary", "chat_post", "scaling", "traefik", "drop_percent"
+        ),
+        "idle_cpu_per_replica": _get(result, "idle_cpu", "summary", "per_replica_percent"),
         "chat_post_p50": _get(result, "latency", "chat_post", "summary", "latency_ms", "p50"),
         "rss_per_replica": _get(result, "memory", "load_summary", "max_pss_mb"),
         "scale_3_to_5": scale,
@@ -175,6 +241,12 @@ def evaluate_targets(result: Mapping[str, Any]) -> list[TargetResult]:
         TargetResult(key, label, measured[key], limit, unit)
         for key, (label, limit, unit) in TARGETS.items()
     ]
+
+
+def _plain_loss(result: Mapping[str, Any], kind: str) -> float | None:
+    vs_plain = _get(result, "throughput", "summary", kind, "vs_plain") or {}
+    n = plain_reference_count(vs_plain)
+    return None if n is None else vs_plain[n]["loss_percent"]
 
 
 def _fmt(value: float | None, unit: str) -> str:
@@ -199,12 +271,49 @@ def markdown_throughput(summary: Mapping[str, Any]) -> str:
         "|---|---|---|---|---|",
     ]
     for kind, entry in summary.items():
-        for target in ("direct", "traefik"):
+        for target in ("direct", "plain", "traefik"):
             for n, row in sorted(entry.get(target, {}).items(), key=lambda kv: int(kv[0])):
                 lines.append(
                     f"| {kind} | {target} | {n} | {row['saturation_rps']:g} "
                     f"| {row['p99_budget_rps']:g} |"
                 )
+    return "\n".join(lines)
+
+
+def _num(value: float | None) -> str:
+    """A figure of a result file, or "?" for one an older file does not have."""
+    return "?" if value is None else f"{value:g}"
+
+
+def markdown_ratios(summary: Mapping[str, Any]) -> str:
+    """Every ratio of the run with both of its numbers: the hop (the project's Traefik against
+    one replica direct), against a plain Traefik per replica count, and fewest to most replicas."""
+    lines = [
+        "| request | comparison | replicas | connections | measured (req/s) | against (req/s) "
+        "| ratio |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for kind, entry in summary.items():
+        hop = entry.get("hop")
+        if hop:
+            lines.append(
+                f"| {kind} | project Traefik / direct to one replica | {hop['replicas']} "
+                f"| {hop['connections']} | {_num(hop.get('traefik_rps'))} "
+                f"| {_num(hop.get('direct_rps'))} "
+                f"| {hop['ratio']:g} |"
+            )
+        for n, row in entry.get("vs_plain", {}).items():
+            lines.append(
+                f"| {kind} | project Traefik / plain Traefik | {n} | {row['connections']} "
+                f"| {row['traefik_rps']:g} | {row['plain_rps']:g} | {row['ratio']:g} |"
+            )
+        for target, drop in entry.get("scaling", {}).items():
+            name = "project" if target == "traefik" else "plain"
+            lines.append(
+                f"| {kind} | {name} Traefik, {drop['to_replicas']} / {drop['from_replicas']} "
+                f"replicas | {drop['to_replicas']} | saturation | {drop['to_rps']:g} "
+                f"| {drop['from_rps']:g} | {drop['ratio']:g} |"
+            )
     return "\n".join(lines)
 
 
@@ -240,6 +349,16 @@ def plot_throughput(summary: Mapping[str, Any], path: Path, budget_ms: float) ->
                 color=colour,
                 alpha=0.6,
                 label=f"{kind} via Traefik, p99 ≤ {budget_ms:g} ms",
+            )
+        plain = sorted(entry.get("plain", {}).items(), key=lambda kv: int(kv[0]))
+        if plain:
+            ax.plot(
+                [int(n) for n, _ in plain],
+                [row["saturation_rps"] for _, row in plain],
+                "s:",
+                color=colour,
+                alpha=0.8,
+                label=f"{kind} via a plain Traefik, saturation",
             )
         for n, row in entry.get("direct", {}).items():
             ax.plot(

@@ -3,10 +3,12 @@
 Order of a run (every step bounded; the stack ends with the replica count it started with):
 1. versions, machine (cores, load average), memory of every replica at idle;
 2. for each replica count (1, 3, 5; scaled with hactl's drain-aware scale, each scale timed):
-   wrk saturation runs at each concurrency, whoami GETs and chat POSTs, through Traefik
-   (`http://traefik:80`) and, at the first count, direct to one replica (`http://<ip>:8000`),
-   alternating the two so that drift in the machine's load hits both alike; memory under load
-   is read during the 3-replica runs at the highest concurrency;
+   the idle CPU of every container over a window with no load (hactl.bench.idle); then wrk
+   saturation runs at each concurrency, whoami GETs and chat POSTs, through the project's
+   Traefik (`http://traefik:80`), through a plain Traefik of the same image over the same
+   replicas (hactl.bench.plain) and, at the first count, direct to one replica
+   (`http://<ip>:8000`), alternating the paths so that drift in the machine's load hits all
+   alike; memory under load is read during the 3-replica runs at the highest concurrency;
 3. back to 3 replicas: latency percentiles with hactl's open-loop loadgen at a moderate rate
    through Traefik's published port; an unready replica leaving the rotation (and coming back);
    a 3-replica rollout to the same image under a new tag, and back to the original image;
@@ -33,7 +35,9 @@ import httpx
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
+from hactl.bench.idle import IdleCpu, idle_summary, measure_idle_cpu
 from hactl.bench.memory import ReplicaMemory, sample_memory
+from hactl.bench.plain import PLAIN_SERVICE, plain_traefik
 from hactl.bench.report import (
     evaluate_targets,
     memory_summary,
@@ -48,8 +52,14 @@ from hactl.errors import OPERATION_ERRORS, HactlError, InvalidInputError, descri
 from hactl.loadgen.generator import CONVERSATIONS_PATH, LoadConfig, WorkloadMix, run_load
 from hactl.ops.preflight import require_image, require_running
 from hactl.stack.endpoints import Endpoints
+from hactl.stack.project import (
+    LABEL_SERVICE,
+    TRAEFIK_SERVICE,
+    Stack,
+    container_number,
+    project_containers,
+)
 from hactl.stack.project import RESULTS_DIR as PROJECT_RESULTS_DIR
-from hactl.stack.project import TRAEFIK_SERVICE, Stack, container_number, project_containers
 from hactl.stack.replicas import container_facts, web_containers, whoami_version
 from hactl.stack.running import RunningStack
 from hactl.validation import validate_replica_count
@@ -72,6 +82,8 @@ class BenchConfig:
     rollouts: int = 2  # 1: to the new tag only; 2: and back to the original image
     timeout_s: float = 120.0
     conversations: int = 4
+    plain: bool = True  # also through a plain Traefik over the same replicas
+    idle_window_s: float = 10.0  # idle CPU window at each replica count (0: none)
 
     @classmethod
     def quick(cls) -> BenchConfig:
@@ -83,6 +95,7 @@ class BenchConfig:
             latency_duration_s=2.0,
             unready_trials=1,
             rollouts=1,
+            idle_window_s=3.0,
         )
 
     def validate(self) -> None:
@@ -94,6 +107,8 @@ class BenchConfig:
             raise InvalidInputError("connections, durations and rates must be positive")
         if self.latency_duration_s <= 0 or self.timeout_s <= 0:
             raise InvalidInputError("durations and timeouts must be positive")
+        if self.idle_window_s < 0:
+            raise InvalidInputError("the idle window cannot be negative")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -213,9 +228,11 @@ def _failures(run: WrkResult) -> str:
 
 
 def _cpu(run: WrkResult) -> str:
-    traefik = sum(v for k, v in run.stack_cpu_percent.items() if "traefik" in k)
-    web = sum(v for k, v in run.stack_cpu_percent.items() if "traefik" not in k)
-    return f"traefik {traefik:.0f} % web {web:.0f} %"
+    parts = {"traefik": 0.0, PLAIN_SERVICE: 0.0, "web": 0.0}
+    for name, value in run.stack_cpu_percent.items():
+        key = PLAIN_SERVICE if PLAIN_SERVICE in name else "traefik" if "traefik" in name else "web"
+        parts[key] += value
+    return " ".join(f"{k} {v:.0f} %" for k, v in parts.items() if v or k != PLAIN_SERVICE)
 
 
 def _describe(run: WrkResult) -> str:
@@ -226,6 +243,21 @@ def _describe(run: WrkResult) -> str:
         + (f"  stack CPU {_cpu(run)}" if run.stack_cpu_percent else "")
         + (f"  not 2xx: {_failures(run)}" if run.ok != run.requests else "")
     )
+
+
+def _idle_at(running: RunningStack, n: int, window_s: float) -> IdleCpu:
+    """CPU of every container of the stack over `window_s` seconds with no load."""
+    found = project_containers(running.docker, running.project)
+    containers = {c.name: c.id for c in found}
+    services = {c.name: c.config.labels.get(LABEL_SERVICE, "") for c in found}
+    idle = measure_idle_cpu(containers, services, n, window_s)
+    summary = idle_summary([idle.as_dict()])["by_replicas"][str(n)]
+    _say(
+        f"idle N={n} over {idle.window_s} s: a replica {summary['replica_own_percent']} % "
+        f"of a core (its shim {summary['replica_shim_percent']} %), traefik "
+        f"{summary['traefik_percent']} %"
+    )
+    return idle
 
 
 def _throughput_at(
@@ -241,11 +273,37 @@ def _throughput_at(
 ) -> list[WrkResult]:
     docker = running.docker
     names = _replica_names(running)
-    targets = [("traefik", "http://traefik:80")]
-    if with_direct:
-        targets.insert(0, ("direct", _direct_url(running, names[0])))
+    with contextlib.ExitStack() as stack:
+        targets = [("traefik", "http://traefik:80")]
+        if config.plain:
+            urls = [_direct_url(running, name) for name in names]
+            plain_url = stack.enter_context(
+                plain_traefik(docker, running.project, urls, token, config.timeout_s)
+            )
+            targets.insert(0, ("plain", plain_url))
+        if with_direct:
+            targets.insert(0, ("direct", _direct_url(running, names[0])))
+        return _wrk_runs(
+            running, config, n, targets, image, token, run_id, conversations, memory_readings
+        )
+
+
+def _wrk_runs(
+    running: RunningStack,
+    config: BenchConfig,
+    n: int,
+    targets: list[tuple[str, str]],
+    image: str,
+    token: str,
+    run_id: str,
+    conversations: list[str],
+    memory_readings: list[dict[str, Any]] | None,
+) -> list[WrkResult]:
+    docker = running.docker
+    names = _replica_names(running)
     network = f"{running.project}_backend"
     traefik = [c.name for c in project_containers(docker, running.project, TRAEFIK_SERVICE)]
+    traefik += [c.name for c in project_containers(docker, running.project, PLAIN_SERVICE)]
     top = max(config.connections)
     results = []
     for kind in BenchKind:
@@ -360,6 +418,7 @@ def run_bench(stack: Stack, config: BenchConfig, out_dir: Path) -> BenchOutcome:
     idle = sample_memory(docker, _replica_names(running))
     conversations = create_conversations(endpoints, config.conversations)
     runs: list[WrkResult] = []
+    idle_windows: list[IdleCpu] = []
     scales: list[dict[str, Any]] = []
     under_load: list[dict[str, Any]] = []
     counts = sorted(set(config.replicas))
@@ -373,6 +432,8 @@ def run_bench(stack: Stack, config: BenchConfig, out_dir: Path) -> BenchOutcome:
                 scales.append(timed_scale(running, n, config.timeout_s).as_dict())
                 current = n
                 _say(f"scaled {scales[-1]['before']} → {n} in {scales[-1]['seconds']} s")
+            if config.idle_window_s > 0:
+                idle_windows.append(_idle_at(running, n, config.idle_window_s))
             runs += _throughput_at(
                 running,
                 config,
@@ -413,6 +474,11 @@ def run_bench(stack: Stack, config: BenchConfig, out_dir: Path) -> BenchOutcome:
         "summary": throughput_summary([r.as_dict() for r in runs], config.p99_budget_ms),
     }
     result["latency"] = latency
+    windows = [w.as_dict() for w in idle_windows]
+    result["idle_cpu"] = {
+        "windows": windows,
+        "summary": idle_summary(windows),
+    }
     result["memory"] = {
         "idle": [m.as_dict() for m in idle],
         "load": under_load,

@@ -7,7 +7,12 @@ from pathlib import Path
 import typer
 
 from hactl import output
-from hactl.bench.report import evaluate_targets, markdown_targets, markdown_throughput
+from hactl.bench.report import (
+    evaluate_targets,
+    markdown_ratios,
+    markdown_targets,
+    markdown_throughput,
+)
 from hactl.bench.runner import RESULTS_DIR, BenchConfig, run_bench
 from hactl.errors import InvalidInputError
 
@@ -58,6 +63,14 @@ def bench(
     timeout: float | None = typer.Option(
         None, "--timeout", help=f"seconds per scale step [{DEFAULT.timeout_s:g}]"
     ),
+    plain: bool = typer.Option(
+        True, "--plain/--no-plain", help="also through a plain Traefik over the same replicas"
+    ),
+    idle_window: float | None = typer.Option(
+        None,
+        "--idle-window",
+        help=f"seconds of idle CPU reading at each replica count [{DEFAULT.idle_window_s:g}]",
+    ),
     out: Path | None = typer.Option(
         None, "--out", help="result directory [<project dir>/results/bench]"
     ),
@@ -74,6 +87,8 @@ def bench(
         "latency_duration_s": latency_duration,
         "rollouts": rollouts,
         "timeout_s": timeout,
+        "plain": plain,
+        "idle_window_s": idle_window,
     }
     config = BenchConfig(
         **{**base.as_dict(), **{k: v for k, v in overrides.items() if v is not None}}
@@ -85,6 +100,8 @@ def bench(
         return
     result = outcome.result
     output.console.print(markdown_throughput(result["throughput"]["summary"]))
+    output.console.print()
+    output.console.print(markdown_ratios(result["throughput"]["summary"]))
     output.console.print()
     output.console.print(markdown_targets(evaluate_targets(result)))
     machine = result["machine"]

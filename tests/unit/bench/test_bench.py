@@ -11,8 +11,10 @@ from hactl.bench.memory import summarize_processes
 from hactl.bench.report import (
     TARGETS,
     evaluate_targets,
+    markdown_ratios,
     markdown_targets,
     memory_summary,
+    plain_reference_count,
     throughput_summary,
 )
 from hactl.bench.runner import BenchConfig, restore_replicas
@@ -136,6 +138,8 @@ def test_throughput_summary_saturation_budget_and_hop() -> None:
         "replicas": 1,
         "connections": 64,
         "both_clean": True,
+        "traefik_rps": 800,
+        "direct_rps": 1000,
         "ratio": 0.8,
         "loss_percent": 20.0,
         "ratio_by_connections": {"4": 0.8, "64": 0.8},
@@ -154,16 +158,61 @@ def test_hop_skips_runs_where_traefik_had_no_server() -> None:
     assert hop["ratio_by_connections"]["32"] == 0.2
 
 
+def test_project_traefik_against_a_plain_one_and_against_more_replicas() -> None:
+    runs = [
+        run("plain", 1, "whoami", 32, 1000, 40),
+        run("traefik", 1, "whoami", 32, 950, 45),
+        run("plain", 3, "whoami", 8, 900, 10),
+        run("traefik", 3, "whoami", 8, 850, 12),
+        run("plain", 3, "whoami", 32, 1000, 40),
+        run("traefik", 3, "whoami", 32, 600, 60),
+        run("plain", 5, "whoami", 32, 980, 40),
+        run("traefik", 5, "whoami", 32, 855, 45),
+    ]
+    summary = throughput_summary(runs, p99_budget_ms=50)["whoami"]
+    three = summary["vs_plain"]["3"]
+    assert (three["connections"], three["traefik_rps"], three["plain_rps"]) == (32, 600, 1000)
+    assert (three["ratio"], three["loss_percent"]) == (0.6, 40.0)
+    assert three["ratio_by_connections"] == {"8": 0.944, "32": 0.6}
+    assert set(summary["vs_plain"]) == {"1", "3", "5"}
+    assert "hop" not in summary  # no direct runs: no hop
+    drop = summary["scaling"]["traefik"]
+    assert (drop["from_replicas"], drop["to_replicas"]) == (1, 5)
+    assert (drop["from_rps"], drop["to_rps"], drop["ratio"], drop["drop_percent"]) == (
+        950,
+        855,
+        0.9,
+        10.0,
+    )
+    assert summary["scaling"]["plain"]["ratio"] == 0.98
+    assert plain_reference_count(summary["vs_plain"]) == "3"
+    assert plain_reference_count({"1": {}, "5": {}}) == "1"
+    table = markdown_ratios({"whoami": summary})
+    assert "| whoami | project Traefik / plain Traefik | 3 | 32 | 600 | 1000 | 0.6 |" in table
+    assert (
+        "| whoami | project Traefik, 5 / 1 replicas | 5 | saturation | 855 | 950 | 0.9 |" in table
+    )
+
+
 def test_targets_are_measured_against_their_limits() -> None:
     result = {
         "throughput": {
             "summary": {
-                "whoami": {"hop": {"loss_percent": 20.0}},
-                "chat_post": {"hop": {"loss_percent": 5.0}},
+                "whoami": {
+                    "hop": {"loss_percent": 20.0},
+                    "vs_plain": {"1": {"loss_percent": 1.0}, "3": {"loss_percent": 12.0}},
+                    "scaling": {"traefik": {"drop_percent": 9.0}},
+                },
+                "chat_post": {
+                    "hop": {"loss_percent": 5.0},
+                    "vs_plain": {"3": {"loss_percent": 4.0}},
+                    "scaling": {"traefik": {"drop_percent": 30.0}},
+                },
             }
         },
         "latency": {"chat_post": {"summary": {"latency_ms": {"p50": 8.0}}}},
         "memory": {"load_summary": {"max_pss_mb": 95.0}},
+        "idle_cpu": {"summary": {"per_replica_percent": 1.5}},
         "timings": {
             "scale": [
                 {"before": 1, "after": 3, "seconds": 20.0},
@@ -177,6 +226,11 @@ def test_targets_are_measured_against_their_limits() -> None:
     assert set(verdicts) == set(TARGETS)
     assert verdicts["hop_loss_whoami"] == (20.0, False)
     assert verdicts["hop_loss_chat_post"] == (5.0, True)
+    assert verdicts["plain_loss_whoami"] == (12.0, False)  # read at 3 replicas
+    assert verdicts["plain_loss_chat_post"] == (4.0, True)
+    assert verdicts["replica_drop_whoami"] == (9.0, True)
+    assert verdicts["replica_drop_chat_post"] == (30.0, False)
+    assert verdicts["idle_cpu_per_replica"] == (1.5, True)
     assert verdicts["chat_post_p50"] == (8.0, True)
     assert verdicts["scale_3_to_5"] == (9.0, True)
     assert verdicts["rollout_3"] == (50.0, False)  # the slowest rollout counts
