@@ -125,7 +125,8 @@ def test_dashboard_only_on_loopback_and_only_with_basic_auth(ha_stack: Stack) ->
     (binding,) = traefik.network_settings.ports["8080/tcp"]
     assert binding["HostIp"] == "127.0.0.1"
     assert int(binding["HostPort"]) == ha_stack.port("TRAEFIK_API_PORT")
-    for path in ("/api/overview", "/api/http/routers", "/dashboard/"):
+    # /metrics: Traefik's own counters, which `hactl rollout --canary` reads (metrics-api.yml).
+    for path in ("/api/overview", "/api/http/routers", "/dashboard/", "/metrics"):
         url = ha_stack.api_url + path
         assert httpx.get(url, timeout=5).status_code == 401, path
         assert httpx.get(url, auth=("admin", "not-the-password"), timeout=5).status_code == 401

@@ -1,13 +1,26 @@
-"""`hactl rollout`: options and output; hactl.ops.rollout does the work."""
+"""`hactl rollout`: options and output; hactl.ops.rollout (rolling update) and hactl.ops.canary
+(`--canary`) do the work."""
 
 from __future__ import annotations
 
 import typer
+from rich.table import Table
 
 from hactl import output
 from hactl.commands.common import Options
+from hactl.errors import InvalidInputError
+from hactl.ops.canary import (
+    CanaryAbortedError,
+    CanaryResult,
+    abort_canary,
+    canary_rollout,
+    settings_from_options,
+)
+from hactl.ops.canary_analysis import Thresholds
 from hactl.ops.rollout import rollout as run_rollout
 from hactl.stack.running import RunningStack
+
+DEFAULTS = Thresholds()
 
 
 def rollout(
@@ -21,9 +34,54 @@ def rollout(
     migrate: bool = typer.Option(
         True, "--migrate/--no-migrate", help="run the migrate service on the new image first"
     ),
+    canary: str | None = typer.Option(
+        None,
+        "--canary",
+        help="canary steps, percent of new clients on the new image, ending at 100 "
+        "(e.g. 10,50,100; 100 alone is blue/green); each step is judged on Traefik's metrics",
+    ),
+    step_seconds: float = typer.Option(
+        60, "--step-seconds", help="canary: how long each step is watched before promoting it"
+    ),
+    max_error_ratio: float = typer.Option(
+        DEFAULTS.max_error_ratio,
+        "--max-error-ratio",
+        help="canary: tolerated excess of its 5xx ratio over the stable side's (0.01 = 1 point)",
+    ),
+    max_p99_ms: float = typer.Option(
+        DEFAULTS.max_p99_ms,
+        "--max-p99-ms",
+        help=f"canary: p99 ceiling (also aborted at {DEFAULTS.max_p99_ratio:g} x stable's p99)",
+    ),
+    min_requests: int = typer.Option(
+        DEFAULTS.min_requests,
+        "--min-requests",
+        help="canary: requests it must have answered before a step is promoted",
+    ),
+    abort: bool = typer.Option(
+        False, "--abort-canary", help="switch all traffic back and remove a running canary"
+    ),
 ) -> None:
-    """Start-first rolling update of web; rolls back by itself if the new image never gets ready."""
+    """Start-first rolling update of web, or a canary judged on its own traffic (--canary)."""
     opts: Options = ctx.obj
+    if abort:
+        stopped = abort_canary(RunningStack.connect(opts.stack()))
+        output.console.print(f"canary removed ({len(stopped)} replicas); all traffic on web")
+        return
+    if canary is not None:
+        if build or not image:
+            raise InvalidInputError("--canary needs --image TAG (build the image first)")
+        settings = settings_from_options(
+            canary, step_seconds, max_error_ratio, max_p99_ms, min_requests, batch, timeout, migrate
+        )
+        running = RunningStack.connect(opts.stack())
+        try:
+            result = canary_rollout(running, image, settings)
+        except CanaryAbortedError as aborted:
+            _print_canary(aborted.result, opts.json)
+            raise
+        _print_canary(result, opts.json)
+        return
     running = RunningStack.connect(opts.stack())
     result = run_rollout(running, image, build, batch, timeout, migrate)
     data = {
@@ -48,3 +106,37 @@ def rollout(
             "old replicas did not exit 0: "
             + ", ".join(f"{s.name} (exit {s.exit_code})" for s in unclean)
         )
+
+
+def _print_canary(result: CanaryResult, as_json: bool) -> None:
+    if as_json:
+        output.print_json(result.as_dict())
+        return
+    table = Table(title=f"canary {result.image} (stable {result.previous_image})")
+    for column in (
+        "step",
+        "share",
+        "seconds",
+        "canary 5xx",
+        "canary p99",
+        "stable 5xx",
+        "stable p99",
+        "decision",
+    ):
+        table.add_column(column)
+    for step in result.steps:
+        row = step.as_dict()
+        c, s = row["canary"], row["stable"]
+        table.add_row(
+            str(row["step"]),
+            f"{row['weight']} %",
+            f"{row['seconds']:.0f}",
+            f"{c['errors_5xx']}/{c['requests']}",
+            "-" if c["p99_ms"] is None else f"{c['p99_ms']:.0f} ms",
+            f"{s['errors_5xx']}/{s['requests']}",
+            "-" if s["p99_ms"] is None else f"{s['p99_ms']:.0f} ms",
+            "; ".join([row["decision"], *row["reasons"]]),
+        )
+    output.console.print(table)
+    verb = "promoted" if result.promoted else "aborted"
+    output.console.print(f"canary {verb} after {result.seconds:.1f}s")

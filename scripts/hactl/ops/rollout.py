@@ -49,7 +49,7 @@ class RolloutResult:
     seconds: float = 0.0
 
 
-class _BatchFailedError(Exception):
+class BatchFailedError(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
@@ -71,7 +71,7 @@ def build_web_image(docker: DockerClient, current_image: str) -> str:
     return tag
 
 
-def _replace(
+def replace_replicas(
     running: RunningStack,
     old: Sequence[str],
     image: str,
@@ -95,7 +95,7 @@ def _replace(
             wait_in_rotation(running, new, timeout)
         except WaitFailedError as error:
             drain_and_remove(running, new, timeout)
-            raise _BatchFailedError(
+            raise BatchFailedError(
                 f"new replicas {', '.join(new)} on {image} did not get into rotation: {error}"
             ) from error
         finally:
@@ -105,7 +105,7 @@ def _replace(
         result.batch_seconds.append(time.monotonic() - batch_start)
 
 
-def _migrate(running: RunningStack, image: str) -> None:
+def migrate_or_fail(running: RunningStack, image: str) -> None:
     try:
         run_migrations(running, image)
     except DockerException as error:
@@ -138,10 +138,10 @@ def rollout(
     result = RolloutResult(image=target, previous_image=previous_image)
     start = time.monotonic()
     if migrate:
-        _migrate(running, target)
+        migrate_or_fail(running, target)
     replaced: list[str] = []
     try:
-        _replace(
+        replace_replicas(
             running,
             [c.name for c in old],
             target,
@@ -150,10 +150,10 @@ def rollout(
             result,
             replaced,
         )
-    except _BatchFailedError as failure:
+    except BatchFailedError as failure:
         try:
             if replaced:
-                _replace(
+                replace_replicas(
                     running,
                     replaced,
                     previous_image,
@@ -162,7 +162,7 @@ def rollout(
                     result,
                     [],
                 )
-        except _BatchFailedError as second:
+        except BatchFailedError as second:
             raise HactlError(
                 f"rollout failed ({failure.reason}) and rolling back the replicas already "
                 f"replaced failed too ({second.reason})",

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 
+from hactl.stack.project import WEB_SERVICE
 from hactl.stack.replicas import Replica, collect_replicas, container_facts, web_containers
 from hactl.stack.running import RunningStack
 from hactl.waiting import WaitAbortedError, WaitResult, wait_for
 
 
-def current_replicas(running: RunningStack) -> list[Replica]:
-    return collect_replicas(running, running.traefik.server_states())
+def current_replicas(running: RunningStack, service: str = WEB_SERVICE) -> list[Replica]:
+    return collect_replicas(running, running.traefik.server_states(), service=service)
 
 
 def describe(replica: Replica) -> str:
@@ -36,9 +37,11 @@ def hopeless_replicas(names: Collection[str], by_name: Mapping[str, Replica]) ->
     return hopeless
 
 
-def wait_in_rotation(running: RunningStack, names: Collection[str], timeout: float) -> WaitResult:
+def wait_in_rotation(
+    running: RunningStack, names: Collection[str], timeout: float, service: str = WEB_SERVICE
+) -> WaitResult:
     def check() -> tuple[bool, str]:
-        by_name = {r.name: r for r in current_replicas(running)}
+        by_name = {r.name: r for r in current_replicas(running, service)}
         missing = [n for n in names if n not in by_name or not by_name[n].in_rotation]
         detail = ", ".join(describe(by_name[n]) if n in by_name else f"{n}=gone" for n in missing)
         if hopeless := hopeless_replicas(names, by_name):

@@ -146,15 +146,19 @@ def whoami_version(docker: DockerClient, container: str) -> str | None:
         return None
 
 
-def web_containers(running: RunningStack) -> list[Container]:
-    return project_containers(running.docker, running.project, WEB_SERVICE)
+def web_containers(running: RunningStack, service: str = WEB_SERVICE) -> list[Container]:
+    """The replicas of `web` (or of another service built from its image: `web-canary`)."""
+    return project_containers(running.docker, running.project, service)
 
 
 def collect_replicas(
-    running: RunningStack, traefik: Mapping[str, ServerState], probe_versions: bool = False
+    running: RunningStack,
+    traefik: Mapping[str, ServerState],
+    probe_versions: bool = False,
+    service: str = WEB_SERVICE,
 ) -> list[Replica]:
     docker = running.docker
-    facts = [container_facts(c) for c in web_containers(running)]
+    facts = [container_facts(c) for c in web_containers(running, service)]
     versions: dict[str, str] = {}
     if probe_versions:
         for f in facts:

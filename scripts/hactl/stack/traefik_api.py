@@ -126,6 +126,9 @@ class TraefikApi:
     def http_services(self) -> list[dict[str, Any]]:
         return list(self._get("/api/http/services"))
 
+    def http_routers(self) -> list[dict[str, Any]]:
+        return list(self._get("/api/http/routers"))
+
     def server_states(self) -> dict[str, ServerState]:
         """Container IP -> UP/DOWN over all HTTP services; IPs not in the result are absent."""
         return merged_states_by_ip(self.http_services())

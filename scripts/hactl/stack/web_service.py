@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from python_on_whales import DockerClient
+
 from hactl.stack.envfile import update_env_file
 from hactl.stack.project import WEB_SERVICE, Stack, process_env, project_containers
 from hactl.stack.running import RunningStack
@@ -31,18 +33,16 @@ MIGRATE_SERVICE = "migrate"
 STATE_HEADER = "written by hactl: what `hactl rollout` / `hactl scale` last set (keep it)"
 
 
-def web_names(running: RunningStack) -> set[str]:
-    return {c.name for c in project_containers(running.docker, running.project, WEB_SERVICE)}
+def web_names(running: RunningStack, service: str = WEB_SERVICE) -> set[str]:
+    return {c.name for c in project_containers(running.docker, running.project, service)}
 
 
-def remove_stopped_web(running: RunningStack) -> list[str]:
+def remove_stopped_web(running: RunningStack, service: str = WEB_SERVICE) -> list[str]:
     """Remove exited/created `web` containers: Compose would restart them (old config and all)
     instead of creating new ones when asked for more replicas. They serve nothing."""
     stopped = [
         c
-        for c in project_containers(
-            running.docker, running.project, WEB_SERVICE, include_stopped=True
-        )
+        for c in project_containers(running.docker, running.project, service, include_stopped=True)
         if c.state.status in ("exited", "created", "dead")
     ]
     if stopped:
@@ -52,13 +52,27 @@ def remove_stopped_web(running: RunningStack) -> list[str]:
 
 def compose_scale_web(running: RunningStack, count: int, image: str | None = None) -> list[str]:
     """`up --no-recreate --no-deps --scale web=count`; returns the names of created containers."""
-    remove_stopped_web(running)
-    before = web_names(running)
     overrides: Mapping[str, str] = {"WEB_IMAGE": image} if image else {}
-    with process_env({**overrides, "WEB_REPLICAS": str(count)}):
-        running.docker.compose.up(
-            services=[WEB_SERVICE],
-            scales={WEB_SERVICE: count},
+    return compose_scale(
+        running, running.docker, WEB_SERVICE, count, {**overrides, "WEB_REPLICAS": str(count)}
+    )
+
+
+def compose_scale(
+    running: RunningStack,
+    docker: DockerClient,
+    service: str,
+    count: int,
+    variables: Mapping[str, str],
+) -> list[str]:
+    """`up --no-recreate --no-deps --scale <service>=count` through `docker` (whose compose files
+    define the service) with `variables` set; returns the names of created containers."""
+    remove_stopped_web(running, service)
+    before = web_names(running, service)
+    with process_env(variables):
+        docker.compose.up(
+            services=[service],
+            scales={service: count},
             detach=True,
             recreate=False,
             dependencies=False,
@@ -67,7 +81,7 @@ def compose_scale_web(running: RunningStack, count: int, image: str | None = Non
             quiet=True,
             color=False,
         )
-    return sorted(web_names(running) - before)
+    return sorted(web_names(running, service) - before)
 
 
 def compose_services(running: RunningStack) -> set[str]:
