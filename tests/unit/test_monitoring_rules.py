@@ -97,7 +97,7 @@ def test_scrape_config_finds_every_replica_by_dns() -> None:
     assert sd["names"] == ["web"]
     assert sd["type"] == "A"
     assert sd["port"] == 8000
-    assert jobs["traefik"]["static_configs"][0]["targets"] == ["traefik:8082"]
+    assert jobs["traefik"]["static_configs"][0]["targets"] == ["traefik:8082", "traefik:8083"]
     assert "/etc/prometheus/rules/*.yml" in config["rule_files"]
     assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == [
         "alertmanager:9093"

@@ -30,6 +30,7 @@ from hactl.chaos.analysis import (
     BROWSER,
     FaultStep,
     Poll,
+    browser_cookie_kept,
     browser_pin_now,
     browser_repin,
     by_client_kind,
@@ -48,6 +49,7 @@ from hactl.chaos.analysis import (
     serving_gap,
     slow_in_window,
     state_changes,
+    traefik_kill_report,
 )
 from hactl.chaos.faults import (
     ContainerSnapshot,
@@ -68,7 +70,7 @@ from hactl.loadgen.generator import (
 )
 from hactl.loadgen.write_check import WriteCheck, check_write_set, fetch_stored_writes
 from hactl.stack.endpoints import STICKY_COOKIE
-from hactl.stack.project import Stack, project_containers
+from hactl.stack.project import TRAEFIK_SERVICES, Stack, project_containers
 from hactl.stack.traefik_api import (
     WEB_SERVICE_NAME,
     TraefikApi,
@@ -225,13 +227,25 @@ class TraefikPoller:
 
 
 def _wait_settled(docker: DockerClient, project: str, timeout_s: float) -> tuple[bool, str]:
-    """Every web replica running and healthy, postgres and traefik running (bounded)."""
+    """Every web replica running and healthy, and every Traefik instance (bounded)."""
     deadline = time.monotonic() + timeout_s
     detail = ""
     while time.monotonic() < deadline:
         webs = [snapshot(docker, c.id) for c in service_containers(docker, project, "web")]
         unhealthy = [f"{s.name}={s.status}/{s.health}" for s in webs if s.health != "healthy"]
-        detail = ", ".join(unhealthy) or f"{len(webs)} web replicas healthy"
+        traefiks = [
+            snapshot(docker, c.id)
+            for service in TRAEFIK_SERVICES
+            for c in service_containers(docker, project, service)
+        ]
+        unhealthy += [
+            f"{s.name}={s.status}/{s.health}"
+            for s in traefiks
+            if s.health not in ("healthy", "none")
+        ]
+        detail = (
+            ", ".join(unhealthy) or f"{len(webs)} web replicas, {len(traefiks)} Traefik healthy"
+        )
         if webs and not unhealthy:
             return True, detail
         time.sleep(0.5)
@@ -397,6 +411,16 @@ def run_chaos(handle: ChaosStack, options: ChaosOptions) -> dict[str, Any]:
     recovered_within = recovery_after(result.records, last_step_s)
     during = [r for r in result.records if window and window.contains(r.intended_s)]
     clients = by_client_kind(result.records, options.browser_clients, window)
+    kill = (
+        traefik_kill_report(result.records, fault_s, options.rate)
+        if scenario is Scenario.TRAEFIK_KILL
+        else None
+    )
+    cookie_kept = (
+        browser_cookie_kept(result.records, options.browser_clients, pinned)
+        if pinned and scenario.hits_traefik
+        else None
+    )
     repin = (
         browser_repin(
             result.records, options.browser_clients, pinned, fault_s, last_step_s + REPIN_SETTLE_S
@@ -416,6 +440,9 @@ def run_chaos(handle: ChaosStack, options: ChaosOptions) -> dict[str, Any]:
         recovered_within_s=recovered_within,
         recovery_bound_s=options.recovery_bound_s,
         over_latency_bound=over_bound(result.records),
+        traefik_kill=kill,
+        traefik_back_after_s=evidence.back_healthy_after_s if evidence else None,
+        browser_cookie=cookie_kept,
     )
     problem = repin_problem(repin) if repin is not None else None
     if problem:
@@ -465,6 +492,9 @@ def run_chaos(handle: ChaosStack, options: ChaosOptions) -> dict[str, Any]:
         "requests_by_path_kind": by_request_kind(result.records),
         "slow_in_window": slow_in_window(result.records, window),
         "browser_repin": repin,
+        # Traefik faults: the browser's cookie honoured by every instance; a SIGKILL's cost.
+        "browser_cookie": cookie_kept,
+        "traefik_kill": kill,
         "failed_requests": [r.to_json() for r in result.records if not r.ok][:FAILED_EXAMPLES_KEPT],
         "outage": {
             **outage,
