@@ -115,8 +115,14 @@ def test_a_slow_canary_is_aborted_on_its_p99_relative_to_stable() -> None:
 
 
 def test_small_latency_differences_below_the_bucket_resolution_are_tolerated() -> None:
-    # 20 ms vs 45 ms is more than 2 x, but less than 50 ms apart.
+    # 20 ms vs 45 ms is more than 2 x, but less than 200 ms apart.
     verdict = judge(sample(200, latency_s=0.045), sample(1800), Thresholds(), final=True)
+    assert verdict.decision is Decision.PROMOTE, verdict.reasons
+
+
+def test_host_noise_of_a_few_tens_of_ms_does_not_abort_a_good_release() -> None:
+    # Measured on a busy 2-core host: a good release at p99 75 ms against stable's 25 ms.
+    verdict = judge(sample(200, latency_s=0.075), sample(1800), Thresholds(), final=True)
     assert verdict.decision is Decision.PROMOTE, verdict.reasons
 
 
