@@ -287,6 +287,12 @@ class Aim:
     pinned: str | None
     # Set when the browser had moved before the fault: the replica first aimed at.
     retargeted_from: str | None = None
+    # Read while the container exists: a Traefik rollout removes it, and the Container object
+    # re-inspects by id on attribute access (NoSuchContainer after the fault).
+    target_name: str = ""
+
+    def __post_init__(self) -> None:
+        self.target_name = self.target_name or self.target.name
 
 
 def _aim_at_the_browser(
@@ -304,6 +310,7 @@ def _aim_at_the_browser(
         return
     with contextlib.suppress(RuntimeError):
         aim.target = container_by_hostname(candidates, now)
+        aim.target_name = aim.target.name
         aim.retargeted_from, aim.pinned = aim.pinned, now
 
 
@@ -381,7 +388,7 @@ def run_chaos(handle: ChaosStack, options: ChaosOptions) -> dict[str, Any]:
     result, evidence, steps, poller, fault_error = asyncio.run(
         _run_load_with_fault(handle, options, aim, candidates, run_id, browser_cookie)
     )
-    target = aim.target
+    target, target_name = aim.target, aim.target_name
     if aim.pinned is not None:
         pinned = aim.pinned
 
@@ -478,7 +485,7 @@ def run_chaos(handle: ChaosStack, options: ChaosOptions) -> dict[str, Any]:
             "pause_s": options.faults.pause_s,
             "restart_stopped_after_s": options.faults.restart_stopped_after_s,
         },
-        "target": {"service": scenario.target_service, "container": target.name},
+        "target": {"service": scenario.target_service, "container": target_name},
         "fault": {
             "steps": [{"t_s": s.t_s, "action": s.action} for s in steps],
             "happened": real,
@@ -518,7 +525,7 @@ def run_chaos(handle: ChaosStack, options: ChaosOptions) -> dict[str, Any]:
     write_records(result.records, paths["requests"])
     write_json_report(report, paths["json"])
     title = (
-        f"{scenario.value} on {target.name}: {summary.failed} failed of {summary.total} "
+        f"{scenario.value} on {target_name}: {summary.failed} failed of {summary.total} "
         f"at {options.rate:g} req/s"
     )
     rotation_events = [
