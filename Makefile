@@ -103,10 +103,11 @@ lint: venv ## ruff and hadolint
 test-unit: venv ## fast tests, no Docker
 	@$(PYTEST) tests/unit $(PYTEST_ARGS)
 
-# In this order: the k8s tests wait for the Kubernetes binaries, so on a fresh machine the Go build
-# (started in the background by .ci/run) ends before the timing-sensitive integration and e2e
-# tests start, instead of competing with their stacks for the same cores (docs/kubernetes.md).
-TEST_PATHS := tests/unit tests/k8s tests/integration tests/e2e
+# In this order: on a fresh machine the Go build of the Kubernetes binaries (started in the
+# background by .ci/run) runs beside the bootstrap, the unit and the integration tests (light
+# stacks); the k8s tests wait for it, and only then the timing-sensitive e2e tests start, instead
+# of competing with the build for the same cores (docs/kubernetes.md).
+TEST_PATHS := tests/unit tests/integration tests/k8s tests/e2e
 test: bootstrap build lint ## everything but the slow tier: unit, k8s, integration, end-to-end
 	@$(PYTEST) $(TEST_PATHS) -m "not slow" $(PYTEST_ARGS)
 
