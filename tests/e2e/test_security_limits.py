@@ -53,10 +53,10 @@ def https_client(stack: Stack) -> httpx.Client:
     )
 
 
-def burst(client: httpx.Client, n: int) -> list[int]:
+def burst(client: httpx.Client, n: int) -> list[httpx.Response]:
     """n requests at once (8 in flight): far above AVERAGE per second."""
     with ThreadPoolExecutor(max_workers=8) as pool:
-        return list(pool.map(lambda _: client.get(WHOAMI).status_code, range(n)))
+        return list(pool.map(lambda _: client.get(WHOAMI), range(n)))
 
 
 def wait_for_refill() -> None:
@@ -84,16 +84,18 @@ def test_a_burst_beyond_the_limit_gets_429(limited_stack: Stack) -> None:
     wait_for_refill()
     with https_client(limited_stack) as client:
         t0 = time.monotonic()
-        statuses = burst(client, 60)
+        responses = burst(client, 60)
         elapsed = time.monotonic() - t0
-        limited = client.get(WHOAMI)
-    counts = count_by(str(s) for s in statuses)
+    counts = count_by(str(r.status_code) for r in responses)
     assert set(counts) <= {"200", "429"}, counts
     # At most the burst plus what refilled while it ran got through; the rest was refused.
     assert counts.get("200", 0) <= BURST + AVERAGE * elapsed + 1, (counts, elapsed)
     assert counts.get("429", 0) >= 1, counts
-    assert limited.status_code == 429
-    assert "retry-after" in {k.lower() for k in limited.headers}
+    # Every refusal tells the client when to come back. (A single request sent after the burst
+    # is no proof of the limit: Traefik queues a request whose token comes within 1/(2*average)
+    # instead of refusing it, so it may well get 200 - that made this test flaky in CI.)
+    refused = [r for r in responses if r.status_code == 429]
+    assert all("retry-after" in r.headers for r in refused), [dict(r.headers) for r in refused]
 
 
 def test_the_limit_is_per_client(limited_stack: Stack) -> None:
@@ -118,6 +120,6 @@ def test_the_limit_is_per_client(limited_stack: Stack) -> None:
     )
     inside = limited_stack.docker.execute(web, ["python3", "-c", script]).split()
     with https_client(limited_stack) as client:
-        host = burst(client, 8)  # within the host's own burst of 10
+        host = [r.status_code for r in burst(client, 8)]  # within the host's own burst of 10
     assert "429" in inside, inside
     assert host == [200] * 8, f"the host was limited by another client's traffic: {host}"
