@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import textwrap
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -228,10 +227,16 @@ def by_instance_label(stack: Stack) -> dict[str, str]:
 
 
 def stable(stack: Stack, expr: str) -> tuple[dict[str, float]] | None:
-    """The values of `expr` if two scrapes apart they are the same ({} before the first
-    request is also a settled value, hence the tuple)."""
-    first = by_instance(stack, expr)
-    time.sleep(6)  # > the web scrape interval
+    """The values of `expr` if they are the same after Prometheus scraped every web replica
+    once more ({} before the first request is also a settled value, hence the tuple)."""
+    scraped = 'timestamp(up{job="web"})'  # each target's last scrape time
+    first, at = by_instance(stack, expr), by_instance(stack, scraped)
+    wait_for(
+        lambda: all(t > at.get(i, 0.0) for i, t in by_instance(stack, scraped).items()),
+        15,
+        "the next scrape of every web replica",
+        interval=0.5,
+    )
     return (first,) if by_instance(stack, expr) == first else None
 
 
