@@ -17,15 +17,24 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from hactl.chaos.analysis import BROWSER, COOKIELESS
 from hactl.chaos.faults import FaultOptions, Scenario
 from hactl.chaos.runner import ChaosOptions, ChaosStack, run_chaos, summary_line
+from hactl.errors import RolledBackError
 from hactl.loadgen.generator import WorkloadMix
+from hactl.ops.traefik_rollout import rollout_traefik, routing_problems
+from hactl.stack.project import TRAEFIK_SERVICES
 from hactl.stack.traefik_api import TraefikApi
-from tests.support.load import BackgroundLoad
-from tests.support.stack import BASE_FILE, PEER_FILE, REPO, Stack, ha_files
+from hactl.stack.traefik_instances import (
+    instance_containers,
+    read_instance_metrics,
+    read_instance_view,
+)
+from tests.support.load import BackgroundLoad, failures
+from tests.support.stack import BASE_FILE, PEER_FILE, REPO, Stack, ha_files, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -87,17 +96,17 @@ def warm_up(stack: Stack) -> None:
         WARMED.add(stack.project)
 
 
-def run(stack: Stack, scenario: Scenario, label: str = "") -> dict:
+def run(stack: Stack, scenario: Scenario, label: str = "", rate: float = RATE) -> dict:
     stack.wait_in_rotation(3, timeout=90)
     warm_up(stack)
     options = ChaosOptions(
         scenario=scenario,
-        rate=RATE,
+        rate=rate,
         duration_s=DURATION_S,
         fault_at_s=FAULT_AT_S,
         mix=MIX,
         clients=CLIENTS,
-        browser_clients=BROWSER_CLIENTS if scenario.hits_a_replica else 0,
+        browser_clients=BROWSER_CLIENTS if scenario.hits_a_replica or scenario.hits_traefik else 0,
         faults=FaultOptions(pause_s=PAUSE_S, restart_stopped_after_s=5.0, disconnect_s=10.0),
         results_dir=RESULTS,
     )
@@ -115,22 +124,30 @@ def explain(report: dict) -> str:
     )
 
 
-def assert_no_client_noticed(report: dict) -> None:
+def assert_load_and_writes(report: dict, rate: float = RATE) -> None:
+    """The fault happened under the load asked for, and every acknowledged write is stored once."""
     assert report["fault"]["happened"], f"fault not proven: {report['fault']}"
-    assert report["requests"]["total"] >= RATE * DURATION_S * 0.99
+    assert report["requests"]["total"] >= rate * DURATION_S * 0.99
     assert report["mean_in_flight"] >= MIN_IN_FLIGHT, report["mean_in_flight"]
-    for kind in (BROWSER, COOKIELESS):
-        clients = report["clients"][kind]
-        assert clients["failed"] == 0, f"{kind}: {explain(report)}"
-        assert clients["over_3s"] == 0, f"{kind}: {explain(report)}"
     writes = report["write_check"]
     assert writes["acknowledged"] > 0, writes
     assert writes["lost_count"] == 0, writes
     assert writes["duplicated_count"] == 0, writes
     assert writes["ok"], writes
-    repin = report["browser_repin"]
-    assert repin["pinned_before"] == report["rotation"]["replica"], repin
     assert report["stack_settled"]["ok"], report["stack_settled"]
+
+
+def assert_no_client_noticed(report: dict, rate: float = RATE) -> None:
+    assert_load_and_writes(report, rate)
+    for kind in (BROWSER, COOKIELESS):
+        clients = report["clients"][kind]
+        assert clients["failed"] == 0, f"{kind}: {explain(report)}"
+        assert clients["over_3s"] == 0, f"{kind}: {explain(report)}"
+    if report["browser_repin"] is not None:  # a replica fault: the browser's own replica
+        repin = report["browser_repin"]
+        assert repin["pinned_before"] == report["rotation"]["replica"], repin
+    else:  # a Traefik fault: every instance honoured the browser's cookie
+        assert report["browser_cookie"]["kept"], report["browser_cookie"]
     assert report["passed"], explain(report)
 
 
@@ -140,6 +157,126 @@ def test_replica_fault_fails_no_request_of_a_pinned_browser_or_a_cookieless_clie
 ) -> None:
     report = run(chaos_stack, scenario)
     assert_no_client_noticed(report)
+
+
+# --- the load balancer: two Traefik instances sharing the published ports (issue 16) -------------
+# 150 requests/s with writes, a browser and cookie-less clients, as issue 16 asks.
+TRAEFIK_RATE = 150.0
+
+
+@pytest.mark.parametrize(
+    "scenario", [Scenario.TRAEFIK_RESTART, Scenario.TRAEFIK_ROLLOUT], ids=lambda s: s.value
+)
+def test_traefik_restart_and_rollout_one_instance_at_a_time_fail_no_request(
+    chaos_stack: Stack, scenario: Scenario
+) -> None:
+    """`docker restart` of one instance (SIGTERM: it closes its listeners, finishes in-flight
+    requests) and `hactl rollout --service traefik` (both, one after the other, each checked
+    through its own API first): no client notices, and the browser's cookie keeps its replica
+    whichever instance answers."""
+    report = run(chaos_stack, scenario, rate=TRAEFIK_RATE)
+    assert_no_client_noticed(report, TRAEFIK_RATE)
+
+
+def test_traefik_kill_fails_only_requests_in_flight_and_the_instance_is_back_within_10_s(
+    chaos_stack: Stack,
+) -> None:
+    """SIGKILL of one instance's process: only requests it was serving may fail (the count and
+    its share of one second's traffic are in the report); nothing sent afterwards fails (no
+    connection refused: the kernel sends new ones to the other listener); the engine restarts
+    it and it is healthy within 10 s; the browser keeps its replica."""
+    report = run(chaos_stack, Scenario.TRAEFIK_KILL, rate=TRAEFIK_RATE)
+    assert_load_and_writes(report, TRAEFIK_RATE)
+    kill = report["traefik_kill"]
+    print("traefik-kill:", kill, "back after", report["fault"]["evidence"]["back_healthy_after_s"])
+    assert kill["failed_sent_after_kill"] == 0, explain(report)
+    assert kill["failed"] <= kill["in_flight_at_kill"], explain(report)
+    assert "ConnectError" not in kill["failures_by_kind"], explain(report)
+    assert report["fault"]["evidence"]["back_healthy_after_s"] <= 10.0, report["fault"]
+    assert report["browser_cookie"]["kept"], report["browser_cookie"]
+    assert sum(k["over_3s"] for k in report["clients"].values()) == 0, explain(report)
+    assert report["passed"], explain(report)
+
+
+def test_traefik_rollout_of_a_broken_image_stops_at_the_first_instance_and_rolls_it_back(
+    chaos_stack: Stack,
+) -> None:
+    """An image that cannot run Traefik (the web image: no `traefik` binary): the first instance
+    never gets healthy, is brought back on the image it ran, the second is never touched, and
+    clients at 150 requests/s see nothing of it."""
+    docker = chaos_stack.docker
+    before = instance_containers(docker, chaos_stack.project)
+    good_image = before["traefik"].config.image
+    broken = chaos_stack.containers("web")[0].config.image
+    with BackgroundLoad(
+        chaos_stack, rate=TRAEFIK_RATE, duration_s=90, mix=MIX, clients=CLIENTS
+    ) as load:
+        load.wait_until(3.0)
+        with pytest.raises(RolledBackError) as failure:
+            rollout_traefik(docker, chaos_stack.project, broken, timeout=20)
+        load.finish(after_s=3.0)
+    result = load.result()
+    after = instance_containers(docker, chaos_stack.project)
+    print(f"rolled back: {failure.value.message}; {result.summary().failed} failed")
+    assert after["traefik-b"].id == before["traefik-b"].id, "the second instance was touched"
+    assert after["traefik"].id != before["traefik"].id
+    assert after["traefik"].config.image == good_image
+    assert routing_problems(docker, chaos_stack.project, "traefik") == []
+    assert failures(result) == []
+    assert load.write_check().ok
+
+
+def test_a_fresh_instance_without_routes_hands_every_request_to_its_twin(
+    chaos_stack: Stack,
+) -> None:
+    """The window traefik-kill opens, held open on purpose: with the socket proxy paused, a
+    restarted instance gets no Docker routes (only the file provider's), yet every request on a
+    new connection - the kernel spreads them over both listeners - is answered 200, through the
+    twin's `twin` entrypoint (traefik/dynamic/twin.yml), and a browser's cookie keeps its
+    replica. Without the handover about half of them would be the fresh instance's 404."""
+    docker, project = chaos_stack.docker, chaos_stack.project
+    chaos_stack.wait_in_rotation(3, timeout=90)
+    url = chaos_stack.base_url + "/api/v1/whoami"
+    first = httpx.get(url, timeout=5)
+    cookie, pinned = first.cookies["ha_sticky"], first.json()["replica"]
+    proxy = chaos_stack.containers("socket-proxy")[0]
+    docker.pause(proxy)
+    try:
+        docker.restart(instance_containers(docker, project)["traefik"])
+
+        def fresh_routers() -> set[str] | None:
+            fresh = instance_containers(docker, project)["traefik"]
+            if fresh is None:
+                return None
+            names = {r["name"] for r in read_instance_view(docker, project, fresh).routers}
+            return names if "to-twin@file" in names else None
+
+        routers = wait_for(fresh_routers, 30, "the restarted instance's file routes", interval=0.2)
+        assert "web@docker" not in routers, routers
+        statuses: dict[str, int] = {}
+        replicas: set[str] = set()
+        for i in range(200):  # a new connection each: half of them land on the fresh instance
+            browser = i % 2 == 0
+            r = httpx.get(url, timeout=5, cookies={"ha_sticky": cookie} if browser else None)
+            statuses[str(r.status_code)] = statuses.get(str(r.status_code), 0) + 1
+            if browser and r.status_code == 200:
+                replicas.add(r.json()["replica"])
+        still = fresh_routers()
+        metrics = read_instance_metrics(docker, project)
+    finally:
+        docker.unpause(proxy)
+    assert still is not None and "web@docker" not in still, "the window closed during the test"
+    assert statuses == {"200": 200}, statuses
+    assert replicas == {pinned}, (pinned, replicas)
+    # Both sides of the handover were used: requests reached the fresh instance's `web`
+    # entrypoint and its twin's `twin` entrypoint.
+    assert 'entrypoint="web"' in metrics["traefik"], metrics["traefik"][-2000:]
+    assert 'entrypoint="twin"' in metrics["traefik-b"], metrics["traefik-b"][-2000:]
+    wait_for(
+        lambda: not any(routing_problems(docker, project, s) for s in TRAEFIK_SERVICES),
+        60,
+        "both instances routing again",
+    )
 
 
 def test_db_restart_answers_only_fast_503s_loses_no_write_and_restarts_no_replica(

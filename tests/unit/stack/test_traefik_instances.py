@@ -1,0 +1,47 @@
+"""What one Traefik instance must route before a rollout moves on to the next one."""
+
+from hactl.stack.traefik_instances import FETCH_SCRIPT, InstanceView, instance_problems
+
+
+def _view(routers: dict[str, str], servers: dict[str, str]) -> InstanceView:
+    return InstanceView(
+        routers=[
+            {"name": n, "status": s, "error": ["boom"] if s != "enabled" else None}
+            for n, s in routers.items()
+        ],
+        services=[
+            {
+                "name": "web@docker",
+                "loadBalancer": {"servers": [{"url": u} for u in servers]},
+                "serverStatus": servers,
+            }
+        ],
+    )
+
+
+ROUTERS = {"web@docker": "enabled", "web-secure@docker": "enabled"}
+REPLICAS = {"web-1": {"172.18.0.5"}, "web-2": {"172.18.0.6"}}
+UP = {"http://172.18.0.5:8000": "UP", "http://172.18.0.6:8000": "UP"}
+
+
+def test_an_instance_that_routes_every_healthy_replica_has_no_problem() -> None:
+    assert instance_problems(_view(ROUTERS, UP), REPLICAS) == []
+
+
+def test_a_missing_or_failed_router_is_a_problem() -> None:
+    problems = instance_problems(_view({"web@docker": "disabled"}, UP), REPLICAS)
+    assert problems == ["router web@docker: boom", "router web-secure@docker missing"]
+
+
+def test_a_healthy_replica_missing_or_no_server_up_is_a_problem() -> None:
+    one = {"http://172.18.0.5:8000": "UP"}
+    assert instance_problems(_view(ROUTERS, one), REPLICAS) == ["web@docker does not list web-2"]
+    # A listed replica its own probe has DOWN for a moment is not a problem, none UP is.
+    down = {**UP, "http://172.18.0.6:8000": "DOWN"}
+    assert instance_problems(_view(ROUTERS, down), REPLICAS) == []
+    none_up = {u: "DOWN" for u in UP}
+    assert instance_problems(_view(ROUTERS, none_up), REPLICAS) == ["web@docker has no server UP"]
+
+
+def test_the_fetch_script_is_valid_python() -> None:
+    compile(FETCH_SCRIPT, "<fetch>", "exec")
