@@ -11,6 +11,5 @@ sed -e "${drop_acme:-/^# BEGIN acme/d}" -e "s|@COMPOSE_PROJECT@|${COMPOSE_PROJEC
     -e "s|@LOG_LEVEL@|${TRAEFIK_LOG_LEVEL:-INFO}|g" \
     -e "s|@METRICS_PORT@|${TRAEFIK_METRICS_PORT:-8082}|g" \
     -e "s|@INSTANCE_API_PORT@|${TRAEFIK_INSTANCE_API_PORT:-9082}|g" \
-    -e "s|@TWIN_ENTRY_PORT@|${TRAEFIK_TWIN_ENTRY_PORT:-9182}|g" \
     /etc/traefik/traefik.yml >"$out"
 exec traefik --configFile="$out" "$@"

@@ -78,6 +78,7 @@ from hactl.stack.traefik_api import (
     parse_server_states,
     states_by_ip,
 )
+from hactl.stack.traefik_instances import instance_containers, serving_instance
 
 FAILED_EXAMPLES_KEPT = 50
 # After the last fault step, this long for Traefik's re-pin to reach every browser connection.
@@ -141,6 +142,21 @@ class ChaosOptions:
 def service_containers(docker: DockerClient, project: str, service: str) -> list[Container]:
     """Running containers of one compose service, by container number."""
     return sorted(project_containers(docker, project, service), key=lambda c: c.name)
+
+
+def serving_instance_container(handle: ChaosStack, probes: int = 5) -> Container:
+    """The Traefik instance that takes new connections now (the older listener)."""
+
+    def probe() -> None:
+        headers = {"Authorization": f"Bearer {handle.token}"}
+        for _ in range(probes):  # a new connection each, as a new client's
+            httpx.get(f"{handle.base_url}/api/v1/whoami", headers=headers, timeout=5.0)
+
+    service = serving_instance(handle.docker, handle.project, probe)
+    container = instance_containers(handle.docker, handle.project)[service]
+    if container is None:
+        raise RuntimeError(f"the serving Traefik instance {service} is not running")
+    return container
 
 
 def pin_browser(handle: ChaosStack, attempts: int = 20) -> tuple[dict[str, str], str]:
@@ -380,6 +396,9 @@ def run_chaos(handle: ChaosStack, options: ChaosOptions) -> dict[str, Any]:
     browser_cookie, pinned = pin_browser(handle) if options.browser_clients else (None, None)
     if pinned and scenario.hits_a_replica:
         target = container_by_hostname(candidates, pinned)
+    elif scenario in (Scenario.TRAEFIK_RESTART, Scenario.TRAEFIK_KILL):
+        # The instance that serves new connections: the standby's restart would prove nothing.
+        target = serving_instance_container(handle)
     else:
         target = pick_target(candidates, options.target if scenario.hits_a_replica else None, rng)
     webs_before = _all_snapshots(handle.docker, handle.project)

@@ -12,10 +12,11 @@ nothing of it is published. `instance_problems` (pure, unit tested) says what is
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
 from python_on_whales import Container, DockerClient
 
 from hactl.stack.project import (
@@ -36,6 +37,10 @@ INSTANCE_API_PORT_ENV = "TRAEFIK_INSTANCE_API_PORT"
 DEFAULT_INSTANCE_API_PORT = 9082
 METRICS_PORT_ENV = "TRAEFIK_METRICS_PORT"
 DEFAULT_METRICS_PORT = 8082
+# The entrypoints both instances listen on with SO_REUSEPORT, and their request counter (the
+# parser drops the counter's _total suffix).
+SHARED_ENTRYPOINTS = ("web", "websecure")
+ENTRYPOINT_REQUESTS_FAMILY = "traefik_entrypoint_requests"
 # The routers every instance must serve (the web containers' labels): HTTP and HTTPS.
 REQUIRED_ROUTERS = ("web@docker", "web-secure@docker")
 FETCH_SCRIPT = (
@@ -121,6 +126,35 @@ def read_instance_metrics(docker: DockerClient, project: str) -> dict[str, str]:
             docker.container.execute(holder, ["python3", "-c", METRICS_SCRIPT, str(port)])
         )
     return texts
+
+
+def shared_entrypoint_requests(metrics_text: str) -> float:
+    """How many requests an instance has taken on the shared entrypoints (cumulative)."""
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(metrics_text)
+        if family.name == ENTRYPOINT_REQUESTS_FAMILY
+        for sample in family.samples
+        if sample.name.endswith("_total") and sample.labels.get("entrypoint") in SHARED_ENTRYPOINTS
+    )
+
+
+def serving_instance(docker: DockerClient, project: str, probe: Callable[[], object]) -> str:
+    """The instance that takes new connections now: traefik-net steers every one to the older
+    listener (docs/load-balancer.md), so the instance whose shared entrypoints counted
+    `probe()` (requests on new connections to the published ports) is the one serving."""
+
+    def counts() -> dict[str, float]:
+        texts = read_instance_metrics(docker, project)
+        return {service: shared_entrypoint_requests(text) for service, text in texts.items()}
+
+    before = counts()
+    probe()
+    after = counts()
+    taken = {service: after[service] - before.get(service, 0.0) for service in after}
+    if not taken or max(taken.values()) <= 0:
+        raise RuntimeError(f"no Traefik instance counted the probe requests: {taken}")
+    return max(taken, key=lambda service: taken[service])
 
 
 def healthy_web_ips(docker: DockerClient, project: str) -> dict[str, set[str]]:

@@ -1,6 +1,11 @@
 """What one Traefik instance must route before a rollout moves on to the next one."""
 
-from hactl.stack.traefik_instances import FETCH_SCRIPT, InstanceView, instance_problems
+from hactl.stack.traefik_instances import (
+    FETCH_SCRIPT,
+    InstanceView,
+    instance_problems,
+    shared_entrypoint_requests,
+)
 
 
 def _view(routers: dict[str, str], servers: dict[str, str]) -> InstanceView:
@@ -45,3 +50,18 @@ def test_a_healthy_replica_missing_or_no_server_up_is_a_problem() -> None:
 
 def test_the_fetch_script_is_valid_python() -> None:
     compile(FETCH_SCRIPT, "<fetch>", "exec")
+
+
+METRICS = """# TYPE traefik_entrypoint_requests_total counter
+traefik_entrypoint_requests_total{code="200",entrypoint="web",method="GET",protocol="http"} 40
+traefik_entrypoint_requests_total{code="404",entrypoint="web",method="GET",protocol="http"} 2
+traefik_entrypoint_requests_total{code="200",entrypoint="websecure",method="GET",protocol="http"} 5
+traefik_entrypoint_requests_total{code="200",entrypoint="traefik",method="GET",protocol="http"} 7
+traefik_entrypoint_requests_total{code="200",entrypoint="metrics",method="GET",protocol="http"} 9
+"""
+
+
+def test_shared_entrypoint_requests_count_web_and_websecure_only() -> None:
+    # The API (traefik) and metrics entrypoints are not where clients' connections land.
+    assert shared_entrypoint_requests(METRICS) == 47
+    assert shared_entrypoint_requests("") == 0
