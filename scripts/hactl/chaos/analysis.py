@@ -325,6 +325,10 @@ def traefik_kill_report(
         "failed_sent_after_kill": len(late),
         "failures_by_kind": dict(Counter(r.failure_kind for r in failed)),
         "failed_percent_of_one_second": round(100.0 * len(failed) / rate, 2) if rate else None,
+        # The failures above count as over the bound too (over_bound); these are the others.
+        "answered_over_bound": sum(
+            1 for r in records if r.ok and (r.latency_s is None or r.latency_s > LATENCY_BOUND_S)
+        ),
     }
 
 
@@ -393,6 +397,8 @@ def judge(
             reasons.append(f"requests sent after the kill failed: {dict(kill)}")
         if kill.get("failed", 1) > kill.get("in_flight_at_kill", 0):
             reasons.append(f"more failures than requests in flight at the kill: {dict(kill)}")
+        if kill.get("answered_over_bound", 1):
+            reasons.append(f"answered requests over {LATENCY_BOUND_S:g} s: {dict(kill)}")
         if traefik_back_after_s is None or traefik_back_after_s > TRAEFIK_BACK_BOUND_S:
             reasons.append(
                 f"the killed instance was not healthy within {TRAEFIK_BACK_BOUND_S:g} s "

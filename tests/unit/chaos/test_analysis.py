@@ -200,8 +200,17 @@ def test_verdicts() -> None:
 
 def test_traefik_kill_verdict_allows_only_the_requests_in_flight_at_the_kill() -> None:
     ok = dict(failed_requests=3, write_check_ok=True, lost=0, duplicated=0, fault_real=True)
-    kill = {"in_flight_at_kill": 5, "failed": 3, "failed_sent_after_kill": 0}
+    kill = {
+        "in_flight_at_kill": 5,
+        "failed": 3,
+        "failed_sent_after_kill": 0,
+        "answered_over_bound": 0,
+    }
     assert judge(Scenario.TRAEFIK_KILL, **ok, traefik_kill=kill, traefik_back_after_s=2.0).passed
+    slow = {**kill, "answered_over_bound": 1}
+    assert not judge(
+        Scenario.TRAEFIK_KILL, **ok, traefik_kill=slow, traefik_back_after_s=2.0
+    ).passed
     late = {**kill, "failed_sent_after_kill": 1}
     assert not judge(
         Scenario.TRAEFIK_KILL, **ok, traefik_kill=late, traefik_back_after_s=2.0
@@ -223,6 +232,7 @@ def test_traefik_kill_report_counts_in_flight_and_late_failures() -> None:
         _req(1.9, latency=0.5, sent_s=1.9, status=None, error="RemoteProtocolError: x"),
         _req(1.95, latency=0.5, sent_s=1.95),  # in flight, answered (the other instance)
         _req(2.5, latency=0.01, sent_s=2.5, status=None, error="ConnectError: refused"),
+        _req(2.6, latency=3.2, sent_s=2.6),  # answered, but too late
     ]
     report = traefik_kill_report(records, kill_s=2.0, rate=100.0)
     assert report["in_flight_at_kill"] == 2
@@ -230,6 +240,7 @@ def test_traefik_kill_report_counts_in_flight_and_late_failures() -> None:
     assert report["failed_sent_after_kill"] == 1
     assert report["failures_by_kind"] == {"RemoteProtocolError": 1, "ConnectError": 1}
     assert report["failed_percent_of_one_second"] == 2.0
+    assert report["answered_over_bound"] == 1  # the failures are not counted again
 
 
 def test_browser_cookie_kept_only_without_a_new_cookie_or_another_replica() -> None:
