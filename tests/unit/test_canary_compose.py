@@ -19,6 +19,7 @@ def test_canary_services_match_the_stable_ones() -> None:
     canary = load_compose(REPO / "compose" / "canary.yml")["services"]["web-canary"]["labels"]
     assert _service_labels(canary, "web-canary") == _service_labels(web, "web")
     assert _service_labels(canary, "web-canary-secure") == _service_labels(web, "web-secure")
+    assert _service_labels(canary, "web-canary-any") == _service_labels(web, "web-any")
 
 
 def test_canary_has_no_router_and_keeps_its_services_while_not_running() -> None:

@@ -9,12 +9,15 @@ read from Traefik's API) one priority higher, whose service is a weighted servic
     <router>-canary  ->  <router>-release (weighted, sticky cookie ha_release)
                            |- web-failover@file            (100 - w)  the stable side, as today
                            '- web-canary-failover@file     (w)        the canary, the same failover:
-                                web-canary@docker (sticky, passive check), on 503 web-any@docker
+                                web-canary@docker (sticky, passive check), on 503
+                                web-canary-any@docker, and on its 503 web-any@docker
 
 plus a smoke router that sends requests carrying a per-run header to the canary side only. A
-canary replica that dies or answers 503 hands the request to the stable replicas (web-any), so
-the failover behaviour holds for both versions. Removing the file removes the copies: the
-labels' routers take over again, an instant switch back to the stable side.
+canary replica that the passive check took out hands the request to the canary's replicas
+without passive check (web-canary-any), as web-any does for the stable side, so a client stays
+on its version; only when no canary replica answers does it go to the stable replicas.
+Removing the file removes the copies: the labels' routers take over again, an instant switch
+back to the stable side.
 
 Why this shape (Traefik v3.7's source):
 - The file provider reads every file of its directory on each change of the directory
@@ -56,6 +59,9 @@ CANARY_SERVICES = {
     "web@docker": "web-canary@docker",
     "web-secure@docker": "web-canary-secure@docker",
 }
+# The canary's replicas without cookie or passive check (compose/canary.yml), as web-any@docker
+# is for the stable side.
+CANARY_ANY_SERVICE = "web-canary-any@docker"
 CANARY_METRIC_SERVICES = tuple(CANARY_SERVICES.values())
 STABLE_METRIC_SERVICES = tuple(CANARY_SERVICES)
 
@@ -88,6 +94,10 @@ class RoutedFailover:
     @property
     def canary_failover(self) -> str:
         return f"{self.router}-canary-failover"
+
+    @property
+    def canary_any_failover(self) -> str:
+        return f"{self.router}-canary-any-failover"
 
 
 def _qualified(name: str, provider: str) -> str:
@@ -165,13 +175,24 @@ def render_routing(
         if 0 < weight < 100:  # with one side only, a cookie would pin sticky clients to it
             weighted["sticky"] = {"cookie": cookie}
         services[r.release_service] = {"weighted": weighted}
-        failover: dict[str, Any] = {
-            "service": CANARY_SERVICES[str(r.failover["service"])],
-            "fallback": r.failover.get("fallback"),
+        # The canary side fails over inside its own version first (its replicas without
+        # cookie or passive check, as web-any is for the stable side), and to the stable
+        # replicas only when no canary replica answers at all.
+        errors = {"errors": dict(r.failover["errors"])} if r.failover.get("errors") else {}
+        services[r.canary_failover] = {
+            "failover": {
+                "service": CANARY_SERVICES[str(r.failover["service"])],
+                "fallback": f"{r.canary_any_failover}@file",
+                **errors,
+            }
         }
-        if r.failover.get("errors"):
-            failover["errors"] = dict(r.failover["errors"])
-        services[r.canary_failover] = {"failover": failover}
+        services[r.canary_any_failover] = {
+            "failover": {
+                "service": CANARY_ANY_SERVICE,
+                "fallback": r.failover.get("fallback"),
+                **errors,
+            }
+        }
     body = yaml.safe_dump({"http": {"routers": routers, "services": services}}, sort_keys=True)
     return (
         f"# Written by `hactl rollout --canary` for the compose project {project}: {weight} % of\n"

@@ -106,10 +106,15 @@ def test_weights_split_new_clients_with_a_sticky_release_cookie() -> None:
     assert services["web-secure-release"]["weighted"]["sticky"]["cookie"]["secure"] is True
 
 
-def test_the_canary_keeps_the_failover_to_the_stable_replicas() -> None:
+def test_the_canary_fails_over_inside_its_version_then_to_the_stable_replicas() -> None:
     services = rendered("p1", 50)["http"]["services"]
     assert services["web-canary-failover"]["failover"] == {
         "service": "web-canary@docker",
+        "fallback": "web-canary-any-failover@file",
+        "errors": ERRORS,
+    }
+    assert services["web-canary-any-failover"]["failover"] == {
+        "service": "web-canary-any@docker",
         "fallback": "web-any@docker",
         "errors": ERRORS,
     }
