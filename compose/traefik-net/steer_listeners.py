@@ -1,4 +1,5 @@
-"""Hold the load balancer's network namespace and steer new connections to the oldest listener.
+"""Hold the load balancer's network namespace and steer new connections to the oldest listener
+(and serve each instance's drain middleware: drain_config.py).
 
 Runs as the only process of `traefik-net` (docker-compose.ha.yml), whose namespace the two
 Traefik instances share. Both listen on the published ports with SO_REUSEPORT. Left alone, the
@@ -31,6 +32,8 @@ import struct
 import sys
 import time
 from types import FrameType
+
+from drain_config import serve_in_background
 
 SO_ATTACH_REUSEPORT_CBPF = 51  # include/uapi/asm-generic/socket.h
 BPF_RET_K = 0x06  # BPF_RET | BPF_K: return the constant k
@@ -67,12 +70,8 @@ def _stop(signum: int, frame: FrameType | None) -> None:
     sys.exit(0)
 
 
-def main(argv: list[str]) -> int:
-    if not argv or not all(a.isdigit() and 0 < int(a) < 65536 for a in argv):
-        print("usage: steer_listeners.py PORT [PORT...]", file=sys.stderr)
-        return 2
-    ports = [int(a) for a in argv]
-    signal.signal(signal.SIGTERM, _stop)
+def steer_forever(ports: list[int]) -> None:
+    """Attach the program to every port's group, every second, forever."""
     print(f"steering new connections on {ports} to the oldest listener", flush=True)
     failing: dict[int, str] = {}
     while True:
@@ -88,6 +87,19 @@ def main(argv: list[str]) -> int:
                 if failing.pop(port, None) is not None:
                     print(f"port {port}: attached again", flush=True)
         time.sleep(PERIOD_S)
+
+
+def main(argv: list[str]) -> int:
+    """steer_listeners.py DRAIN_PORT PORT [PORT...]: serve the instances' drain middleware on
+    127.0.0.1:DRAIN_PORT (drain_config.py), steer the published PORTs."""
+    if len(argv) < 2 or not all(a.isdigit() and 0 < int(a) < 65536 for a in argv):
+        print("usage: steer_listeners.py DRAIN_PORT PORT [PORT...]", file=sys.stderr)
+        return 2
+    drain_port, *ports = (int(a) for a in argv)
+    signal.signal(signal.SIGTERM, _stop)
+    serve_in_background(drain_port)
+    steer_forever(ports)
+    return 0
 
 
 if __name__ == "__main__":

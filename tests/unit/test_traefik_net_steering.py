@@ -23,6 +23,7 @@ SCRIPT = Path(__file__).resolve().parents[2] / "compose" / "traefik-net" / "stee
 
 
 def _load() -> ModuleType:
+    sys.path.insert(0, str(SCRIPT.parent))  # as in the container: its sibling drain_config
     spec = importlib.util.spec_from_file_location("steer_listeners", SCRIPT)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
@@ -103,7 +104,29 @@ def test_the_oldest_listener_takes_every_new_connection_and_the_next_one_takes_o
             newcomer.close()
 
 
-@pytest.mark.parametrize("argv", [[], ["http"], ["0"], ["70000"]])
+@pytest.mark.parametrize("argv", [[], ["9190"], ["9190", "http"], ["0", "80"], ["9190", "70000"]])
 def test_bad_ports_are_refused_with_usage(argv: list[str], capsys: pytest.CaptureFixture) -> None:
     assert steer.main(argv) == 2
     assert "usage" in capsys.readouterr().err
+
+
+def test_an_instance_drains_only_while_its_mark_exists(tmp_path: Path) -> None:
+    """The drain middleware each instance polls: a no-op, or Connection: close while draining,
+    served over real HTTP as Traefik's http provider reads it."""
+    import httpx
+
+    drain = sys.modules["drain_config"]
+    server = drain.serve_in_background(0, tmp_path)
+    base = f"http://127.0.0.1:{server.server_address[1]}/dynamic"
+    try:
+        quiet = httpx.get(f"{base}/traefik-b", timeout=5).json()
+        assert quiet == {"http": {"middlewares": {"drain": {"headers": {}}}}}
+        (tmp_path / "drain-traefik-b").touch()
+        draining = httpx.get(f"{base}/traefik-b", timeout=5).json()
+        headers = draining["http"]["middlewares"]["drain"]["headers"]
+        assert headers == {"customResponseHeaders": {"Connection": "close"}}
+        # The other instance is not draining.
+        assert httpx.get(f"{base}/traefik", timeout=5).json() == quiet
+        assert httpx.get(f"{base}/../etc", timeout=5).status_code == 404
+    finally:
+        server.shutdown()
