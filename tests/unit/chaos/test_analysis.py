@@ -236,6 +236,7 @@ def test_traefik_kill_report_counts_in_flight_and_late_failures() -> None:
     ]
     report = traefik_kill_report(records, kill_s=2.0, rate=100.0)
     assert report["in_flight_at_kill"] == 2
+    assert report["sent_before_the_kill_was_noticed"] == 0  # 2.5 s is past the grace
     assert report["failed"] == 2
     assert report["failed_sent_after_kill"] == 1
     assert report["failures_by_kind"] == {"RemoteProtocolError": 1, "ConnectError": 1}
