@@ -53,11 +53,16 @@ FETCH_SCRIPT = (
     "print(json.dumps(out))\n"
 )
 
+# Every instance's metrics in one `docker exec` (one process, not one per instance: a canary
+# step reads them every few seconds on hosts with two cores).
 METRICS_SCRIPT = (
-    "import sys, urllib.request\n"
-    "url = 'http://127.0.0.1:%s/metrics' % sys.argv[1]\n"
-    "with urllib.request.urlopen(url, timeout=3) as r:\n"
-    "    sys.stdout.write(r.read().decode())\n"
+    "import json, sys, urllib.request\n"
+    "out = {}\n"
+    "for port in sys.argv[1:]:\n"
+    "    url = 'http://127.0.0.1:%s/metrics' % port\n"
+    "    with urllib.request.urlopen(url, timeout=3) as r:\n"
+    "        out[port] = r.read().decode()\n"
+    "print(json.dumps(out))\n"
 )
 
 
@@ -116,16 +121,19 @@ def read_instance_metrics(docker: DockerClient, project: str) -> dict[str, str]:
     """Instance service name -> the Prometheus text of its own metrics entrypoint, for every
     running instance. Through the shared ports a read would reach either instance at random,
     so counters read there jump between two sets; each instance's own port does not."""
-    holder = _holder(docker, project)
-    texts = {}
-    for service, container in instance_containers(docker, project).items():
-        if container is None:
-            continue
-        port = _port_from_env(container, METRICS_PORT_ENV, DEFAULT_METRICS_PORT)
-        texts[service] = str(
-            docker.container.execute(holder, ["python3", "-c", METRICS_SCRIPT, str(port)])
-        )
-    return texts
+    ports = {
+        service: _port_from_env(container, METRICS_PORT_ENV, DEFAULT_METRICS_PORT)
+        for service, container in instance_containers(docker, project).items()
+        if container is not None
+    }
+    if not ports:
+        return {}
+    out = docker.container.execute(
+        _holder(docker, project),
+        ["python3", "-c", METRICS_SCRIPT, *(str(p) for p in ports.values())],
+    )
+    texts = json.loads(str(out))
+    return {service: texts[str(port)] for service, port in ports.items()}
 
 
 def shared_entrypoint_requests(metrics_text: str) -> float:

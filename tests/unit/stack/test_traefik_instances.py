@@ -2,6 +2,7 @@
 
 from hactl.stack.traefik_instances import (
     FETCH_SCRIPT,
+    METRICS_SCRIPT,
     InstanceView,
     instance_problems,
     shared_entrypoint_requests,
@@ -65,3 +66,42 @@ def test_shared_entrypoint_requests_count_web_and_websecure_only() -> None:
     # The API (traefik) and metrics entrypoints are not where clients' connections land.
     assert shared_entrypoint_requests(METRICS) == 47
     assert shared_entrypoint_requests("") == 0
+
+
+def test_the_metrics_script_reads_every_port_in_one_process() -> None:
+    """What `docker exec` runs in traefik-net, run here against two local metrics servers."""
+    import json
+    import subprocess
+    import sys
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    def server(text: str) -> ThreadingHTTPServer:
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = text.encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        return srv
+
+    a, b = server("a 1\n"), server("b 2\n")
+    try:
+        ports = [str(a.server_address[1]), str(b.server_address[1])]
+        out = subprocess.run(
+            [sys.executable, "-c", METRICS_SCRIPT, *ports],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    finally:
+        a.shutdown()
+        b.shutdown()
+    assert json.loads(out) == {ports[0]: "a 1\n", ports[1]: "b 2\n"}
