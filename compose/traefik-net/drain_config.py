@@ -31,7 +31,10 @@ PATH = re.compile(r"^/dynamic/(?P<name>[^/]+)$")
 
 def drain_config(draining: bool) -> dict[str, Any]:
     """The dynamic configuration of one instance's `drain` middleware."""
-    headers = {"customResponseHeaders": {"Connection": "close"}} if draining else {}
+    # Traefik refuses an empty headers middleware ("cannot be a standalone element"); removing
+    # a header no answer carries (an empty value removes it) changes nothing.
+    header = {"Connection": "close"} if draining else {"X-Traefik-Draining": ""}
+    headers = {"customResponseHeaders": header}
     return {"http": {"middlewares": {"drain": {"headers": headers}}}}
 
 

@@ -120,7 +120,8 @@ def test_an_instance_drains_only_while_its_mark_exists(tmp_path: Path) -> None:
     base = f"http://127.0.0.1:{server.server_address[1]}/dynamic"
     try:
         quiet = httpx.get(f"{base}/traefik-b", timeout=5).json()
-        assert quiet == {"http": {"middlewares": {"drain": {"headers": {}}}}}
+        noop = {"customResponseHeaders": {"X-Traefik-Draining": ""}}
+        assert quiet == {"http": {"middlewares": {"drain": {"headers": noop}}}}
         (tmp_path / "drain-traefik-b").touch()
         draining = httpx.get(f"{base}/traefik-b", timeout=5).json()
         headers = draining["http"]["middlewares"]["drain"]["headers"]
