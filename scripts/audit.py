@@ -67,6 +67,12 @@ def containers(service: str | None = None, all_states: bool = False) -> list[dic
     return json.loads(docker("inspect", *ids).stdout) if ids else []
 
 
+# The two Traefik instances and the network namespace they share, which publishes the ports and
+# is the only member of the docker-api network besides the proxy (docker-compose.ha.yml).
+TRAEFIK_INSTANCES = ("traefik", "traefik-b")
+EDGE = "traefik-net"
+
+
 def one(service: str) -> dict:
     found = containers(service)
     if not found:
@@ -115,12 +121,18 @@ def dashboard_auth() -> tuple[str, str]:
 
 # --- checks ---------------------------------------------------------------------------------
 def traefik_without_socket() -> tuple[bool, str]:
-    t = one("traefik")
-    mounts = [m["Source"] for m in t["Mounts"] if m["Source"].endswith("docker.sock")]
-    env = dict(e.split("=", 1) for e in t["Config"]["Env"])
-    endpoint = env.get("DOCKER_ENDPOINT", "")
-    ok = not mounts and endpoint == "tcp://socket-proxy:2375"
-    return ok, f"docker.sock mounts {mounts or 'none'}, DOCKER_ENDPOINT={endpoint or 'unset'}"
+    details, ok = [], True
+    for service in TRAEFIK_INSTANCES:
+        t = one(service)
+        mounts = [m["Source"] for m in t["Mounts"] if m["Source"].endswith("docker.sock")]
+        env = dict(e.split("=", 1) for e in t["Config"]["Env"])
+        endpoint = env.get("DOCKER_ENDPOINT", "")
+        ok = ok and not mounts and endpoint == "tcp://socket-proxy:2375"
+        details.append(
+            f"{service}: docker.sock mounts {mounts or 'none'}, "
+            f"DOCKER_ENDPOINT={endpoint or 'unset'}"
+        )
+    return ok, "; ".join(details)
 
 
 def proxy_isolated() -> tuple[bool, str]:
@@ -134,9 +146,7 @@ def proxy_isolated() -> tuple[bool, str]:
         info = json.loads(docker("network", "inspect", net).stdout)[0]
         members = {c["Name"] for c in (info.get("Containers") or {}).values()}
         others = {
-            m
-            for m in members
-            if m not in {p["Name"].lstrip("/"), one("traefik")["Name"].lstrip("/")}
+            m for m in members if m not in {p["Name"].lstrip("/"), one(EDGE)["Name"].lstrip("/")}
         }
         if not info.get("Internal"):
             problems.append(f"{net} is not internal")
@@ -243,7 +253,7 @@ def no_secret_in_inspect() -> tuple[bool, str]:
 
 
 def dashboard_protected() -> tuple[bool, str]:
-    host_ip, port = published(one("traefik"), "8080/tcp")
+    host_ip, port = published(one(EDGE), "8080/tcp")
     url = f"http://127.0.0.1:{port}/api/overview"
     without, _, _ = http(url)
     wrong, _, _ = http(url, auth=("admin", "wrong-password"))
@@ -257,7 +267,7 @@ def dashboard_protected() -> tuple[bool, str]:
 
 
 def tls_and_headers() -> tuple[bool, str]:
-    _, port = published(one("traefik"), "443/tcp")
+    _, port = published(one(EDGE), "443/tcp")
     ctx = ssl.create_default_context(cafile=str(SECRETS_DIR / "tls.crt"))
     status, headers, _ = http(f"https://127.0.0.1:{port}/healthz", context=ctx)
     h = {k.lower(): v for k, v in headers.items()}
@@ -275,7 +285,7 @@ def tls_and_headers() -> tuple[bool, str]:
 
 
 def rate_limited_routers() -> tuple[bool, str]:
-    _, port = published(one("traefik"), "8080/tcp")
+    _, port = published(one(EDGE), "8080/tcp")
     status, _, body = http(f"http://127.0.0.1:{port}/api/http/routers", auth=dashboard_auth())
     routers = {r["name"]: r for r in json.loads(body)} if status == 200 else {}
     problems = [
@@ -297,7 +307,7 @@ def rate_limited_routers() -> tuple[bool, str]:
 
 
 def only_labelled_routed() -> tuple[bool, str]:
-    _, port = published(one("traefik"), "8080/tcp")
+    _, port = published(one(EDGE), "8080/tcp")
     _, _, body = http(f"http://127.0.0.1:{port}/api/http/services", auth=dashboard_auth())
     servers = {
         s["url"].split("//", 1)[1].rsplit(":", 1)[0]

@@ -70,14 +70,15 @@ ensure_compose() {
 
 # The browser tests (tests/e2e/test_frontend_browser.py) drive Debian's Chromium through its
 # chromedriver (Selenium, pinned in pyproject.toml, downloads nothing); the page's logic tests
-# run under Node's built-in test runner.
+# run under Node's built-in test runner. keepalived (Debian's VRRP daemon) runs in the
+# floating-IP test (tests/integration/test_vrrp_netns.py).
 ensure_browser_tools() {
   local missing=() tool
-  for tool in chromium:chromium chromedriver:chromium-driver node:nodejs; do
+  for tool in chromium:chromium chromedriver:chromium-driver node:nodejs keepalived:keepalived; do
     command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
   done
   if [ ${#missing[@]} -eq 0 ]; then
-    say "browser test tools present ($(chromium --version 2>/dev/null | head -1), node $(node --version))"
+    say "test tools present ($(chromium --version 2>/dev/null | head -1), node $(node --version), $(keepalived --version 2>&1 | head -1))"
     return
   fi
   is_debian_like && [ "$(id -u)" = 0 ] || die "missing ${missing[*]}: install them (Debian: \

@@ -17,15 +17,31 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from hactl.chaos.analysis import BROWSER, COOKIELESS
 from hactl.chaos.faults import FaultOptions, Scenario
-from hactl.chaos.runner import ChaosOptions, ChaosStack, run_chaos, summary_line
+from hactl.chaos.runner import (
+    ChaosOptions,
+    ChaosStack,
+    run_chaos,
+    serving_instance_container,
+    summary_line,
+)
+from hactl.errors import RolledBackError
 from hactl.loadgen.generator import WorkloadMix
+from hactl.ops.traefik_rollout import rollout_traefik, routing_problems
+from hactl.stack.project import TRAEFIK_SERVICES
 from hactl.stack.traefik_api import TraefikApi
-from tests.support.load import BackgroundLoad
-from tests.support.stack import BASE_FILE, PEER_FILE, REPO, Stack, ha_files
+from hactl.stack.traefik_instances import (
+    instance_containers,
+    read_instance_metrics,
+    read_instance_view,
+    shared_entrypoint_requests,
+)
+from tests.support.load import BackgroundLoad, failures
+from tests.support.stack import BASE_FILE, PEER_FILE, REPO, Stack, ha_files, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -87,17 +103,17 @@ def warm_up(stack: Stack) -> None:
         WARMED.add(stack.project)
 
 
-def run(stack: Stack, scenario: Scenario, label: str = "") -> dict:
+def run(stack: Stack, scenario: Scenario, label: str = "", rate: float = RATE) -> dict:
     stack.wait_in_rotation(3, timeout=90)
     warm_up(stack)
     options = ChaosOptions(
         scenario=scenario,
-        rate=RATE,
+        rate=rate,
         duration_s=DURATION_S,
         fault_at_s=FAULT_AT_S,
         mix=MIX,
         clients=CLIENTS,
-        browser_clients=BROWSER_CLIENTS if scenario.hits_a_replica else 0,
+        browser_clients=BROWSER_CLIENTS if scenario.hits_a_replica or scenario.hits_traefik else 0,
         faults=FaultOptions(pause_s=PAUSE_S, restart_stopped_after_s=5.0, disconnect_s=10.0),
         results_dir=RESULTS,
     )
@@ -115,22 +131,30 @@ def explain(report: dict) -> str:
     )
 
 
-def assert_no_client_noticed(report: dict) -> None:
+def assert_load_and_writes(report: dict, rate: float = RATE) -> None:
+    """The fault happened under the load asked for, and every acknowledged write is stored once."""
     assert report["fault"]["happened"], f"fault not proven: {report['fault']}"
-    assert report["requests"]["total"] >= RATE * DURATION_S * 0.99
+    assert report["requests"]["total"] >= rate * DURATION_S * 0.99
     assert report["mean_in_flight"] >= MIN_IN_FLIGHT, report["mean_in_flight"]
-    for kind in (BROWSER, COOKIELESS):
-        clients = report["clients"][kind]
-        assert clients["failed"] == 0, f"{kind}: {explain(report)}"
-        assert clients["over_3s"] == 0, f"{kind}: {explain(report)}"
     writes = report["write_check"]
     assert writes["acknowledged"] > 0, writes
     assert writes["lost_count"] == 0, writes
     assert writes["duplicated_count"] == 0, writes
     assert writes["ok"], writes
-    repin = report["browser_repin"]
-    assert repin["pinned_before"] == report["rotation"]["replica"], repin
     assert report["stack_settled"]["ok"], report["stack_settled"]
+
+
+def assert_no_client_noticed(report: dict, rate: float = RATE) -> None:
+    assert_load_and_writes(report, rate)
+    for kind in (BROWSER, COOKIELESS):
+        clients = report["clients"][kind]
+        assert clients["failed"] == 0, f"{kind}: {explain(report)}"
+        assert clients["over_3s"] == 0, f"{kind}: {explain(report)}"
+    if report["browser_repin"] is not None:  # a replica fault: the browser's own replica
+        repin = report["browser_repin"]
+        assert repin["pinned_before"] == report["rotation"]["replica"], repin
+    else:  # a Traefik fault: every instance honoured the browser's cookie
+        assert report["browser_cookie"]["kept"], report["browser_cookie"]
     assert report["passed"], explain(report)
 
 
@@ -140,6 +164,132 @@ def test_replica_fault_fails_no_request_of_a_pinned_browser_or_a_cookieless_clie
 ) -> None:
     report = run(chaos_stack, scenario)
     assert_no_client_noticed(report)
+
+
+# --- the load balancer: two Traefik instances sharing the published ports (issue 16) -------------
+# 150 requests/s with writes, a browser and cookie-less clients, as issue 16 asks.
+TRAEFIK_RATE = 150.0
+
+
+@pytest.mark.parametrize(
+    "scenario", [Scenario.TRAEFIK_RESTART, Scenario.TRAEFIK_ROLLOUT], ids=lambda s: s.value
+)
+def test_traefik_restart_and_rollout_one_instance_at_a_time_fail_no_request(
+    chaos_stack: Stack, scenario: Scenario
+) -> None:
+    """`docker restart` of one instance (SIGTERM: it closes its listeners, finishes in-flight
+    requests) and `hactl rollout --service traefik` (both, one after the other, each checked
+    through its own API first): no client notices, and the browser's cookie keeps its replica
+    whichever instance answers."""
+    report = run(chaos_stack, scenario, rate=TRAEFIK_RATE)
+    assert_no_client_noticed(report, TRAEFIK_RATE)
+
+
+def test_traefik_kill_fails_only_requests_in_flight_and_the_instance_is_back_within_10_s(
+    chaos_stack: Stack,
+) -> None:
+    """SIGKILL of one instance's process: only requests it was serving may fail (the count and
+    its share of one second's traffic are in the report); nothing sent afterwards fails (no
+    connection refused: the kernel sends new ones to the other listener); the engine restarts
+    it and it is healthy within 10 s; the browser keeps its replica."""
+    report = run(chaos_stack, Scenario.TRAEFIK_KILL, rate=TRAEFIK_RATE)
+    assert_load_and_writes(report, TRAEFIK_RATE)
+    kill = report["traefik_kill"]
+    print("traefik-kill:", kill, "back after", report["fault"]["evidence"]["back_healthy_after_s"])
+    assert kill["failed_sent_after_kill"] == 0, explain(report)
+    exposed = kill["in_flight_at_kill"] + kill["sent_before_the_kill_was_noticed"]
+    assert kill["failed"] <= exposed, explain(report)
+    assert "ConnectError" not in kill["failures_by_kind"], explain(report)
+    assert report["fault"]["evidence"]["back_healthy_after_s"] <= 10.0, report["fault"]
+    assert report["browser_cookie"]["kept"], report["browser_cookie"]
+    # Only the failed in-flight requests may be over 3 s (a failure counts as over the bound).
+    assert kill["answered_over_bound"] == 0, explain(report)
+    assert report["passed"], explain(report)
+
+
+def test_traefik_rollout_of_a_broken_image_stops_at_the_first_instance_and_rolls_it_back(
+    chaos_stack: Stack,
+) -> None:
+    """An image that cannot run Traefik (the web image: no `traefik` binary): the first instance
+    never gets healthy, is brought back on the image it ran, the second is never touched, and
+    clients at 150 requests/s see nothing of it."""
+    docker = chaos_stack.docker
+    before = instance_containers(docker, chaos_stack.project)
+    good_image = before["traefik"].config.image
+    broken = chaos_stack.containers("web")[0].config.image
+    with BackgroundLoad(
+        chaos_stack, rate=TRAEFIK_RATE, duration_s=90, mix=MIX, clients=CLIENTS
+    ) as load:
+        load.wait_until(3.0)
+        with pytest.raises(RolledBackError) as failure:
+            rollout_traefik(docker, chaos_stack.project, broken, timeout=20)
+        load.finish(after_s=3.0)
+    result = load.result()
+    after = instance_containers(docker, chaos_stack.project)
+    print(f"rolled back: {failure.value.message}; {result.summary().failed} failed")
+    assert after["traefik-b"].id == before["traefik-b"].id, "the second instance was touched"
+    assert after["traefik"].id != before["traefik"].id
+    assert after["traefik"].config.image == good_image
+    assert routing_problems(docker, chaos_stack.project, "traefik") == []
+    assert failures(result) == []
+    assert load.write_check().ok
+
+
+def test_a_restarted_instance_takes_no_connection_while_the_other_serves(
+    chaos_stack: Stack,
+) -> None:
+    """The window traefik-kill and a rollout open, held open on purpose: with the socket proxy
+    paused, the serving instance is restarted and comes back without Docker routes (it would
+    answer 404). traefik-net steers every new connection to the older listener, so all 200
+    requests on new connections are answered 200 by the other instance, none reaches the
+    restarted one, and a browser's cookie keeps its replica."""
+    docker, project = chaos_stack.docker, chaos_stack.project
+    chaos_stack.wait_in_rotation(3, timeout=90)
+    url = chaos_stack.base_url + "/api/v1/whoami"
+    first = httpx.get(url, timeout=5)
+    cookie, pinned = first.cookies["ha_sticky"], first.json()["replica"]
+    serving = serving_instance_container(handle(chaos_stack))
+    service = next(s for s, c in instance_containers(docker, project).items() if c == serving)
+    other = next(s for s in TRAEFIK_SERVICES if s != service)
+    proxy = chaos_stack.containers("socket-proxy")[0]
+    docker.pause(proxy)
+    try:
+        docker.restart(serving)
+
+        def restarted_routers() -> set[str] | None:
+            fresh = instance_containers(docker, project)[service]
+            if fresh is None:
+                return None
+            return {r["name"] for r in read_instance_view(docker, project, fresh).routers}
+
+        routers = wait_for(restarted_routers, 30, f"{service}'s own API after its restart")
+        assert "web@docker" not in routers, f"{service} got its Docker routes: {routers}"
+        before = read_instance_metrics(docker, project)
+        statuses: dict[str, int] = {}
+        replicas: set[str] = set()
+        for i in range(200):  # a new connection each, as new clients
+            browser = i % 2 == 0
+            r = httpx.get(url, timeout=5, cookies={"ha_sticky": cookie} if browser else None)
+            statuses[str(r.status_code)] = statuses.get(str(r.status_code), 0) + 1
+            if browser and r.status_code == 200:
+                replicas.add(r.json()["replica"])
+        after = read_instance_metrics(docker, project)
+        still = restarted_routers()
+    finally:
+        docker.unpause(proxy)
+    assert still is not None and "web@docker" not in still, "the window closed during the test"
+    assert statuses == {"200": 200}, statuses
+    assert replicas == {pinned}, (pinned, replicas)
+    taken = {
+        s: shared_entrypoint_requests(after[s]) - shared_entrypoint_requests(before[s])
+        for s in (service, other)
+    }
+    assert taken[service] == 0 and taken[other] >= 200, taken
+    wait_for(
+        lambda: not any(routing_problems(docker, project, s) for s in TRAEFIK_SERVICES),
+        60,
+        "both instances routing again",
+    )
 
 
 def test_db_restart_answers_only_fast_503s_loses_no_write_and_restarts_no_replica(

@@ -41,14 +41,18 @@ def https_url(stack: Stack) -> str:
 
 # --- Docker API only through the socket proxy ---------------------------------------------------
 def test_traefik_reaches_docker_only_through_the_internal_socket_proxy(ha_stack: Stack) -> None:
-    traefik, proxy = one(ha_stack, "traefik"), one(ha_stack, "socket-proxy")
-    assert not [m for m in traefik.mounts if "docker.sock" in (m.source or "")], traefik.mounts
-    env = dict(e.split("=", 1) for e in traefik.config.env)
-    assert env["DOCKER_ENDPOINT"] == "tcp://socket-proxy:2375"
-    # The proxy's network is internal and holds exactly Traefik and the proxy; nothing published.
+    proxy, edge = one(ha_stack, "socket-proxy"), one(ha_stack, "traefik-net")
+    for traefik in (one(ha_stack, "traefik"), one(ha_stack, "traefik-b")):
+        assert not [m for m in traefik.mounts if "docker.sock" in (m.source or "")], traefik.mounts
+        env = dict(e.split("=", 1) for e in traefik.config.env)
+        assert env["DOCKER_ENDPOINT"] == "tcp://socket-proxy:2375"
+        # No network of its own: the two instances live in traefik-net's namespace.
+        assert traefik.host_config.network_mode == f"container:{edge.id}"
+    # The proxy's network is internal and holds exactly the Traefik namespace and the proxy;
+    # nothing published.
     net = ha_stack.docker.network.inspect(f"{ha_stack.project}_docker-api")
     assert net.internal is True
-    assert {c.name for c in net.containers.values()} == {traefik.name, proxy.name}
+    assert {c.name for c in net.containers.values()} == {edge.name, proxy.name}
     assert not proxy.host_config.port_bindings
     # And Traefik does see the replicas through it: all 3 are in rotation (the fixture waited).
     assert len([u for u, s in ha_stack.traefik_servers().items() if s == "UP"]) == 3
@@ -98,7 +102,7 @@ def secret_values() -> dict[str, str]:
 def test_docker_inspect_shows_no_secret_value(ha_stack: Stack) -> None:
     values = secret_values()
     web, postgres = ha_stack.containers("web"), one(ha_stack, "postgres")
-    inspected = [*web, postgres, one(ha_stack, "traefik")]
+    inspected = [*web, postgres, one(ha_stack, "traefik"), one(ha_stack, "traefik-b")]
     raw = subprocess.run(
         ["docker", "inspect", *(c.id for c in inspected)],
         capture_output=True,
@@ -121,7 +125,7 @@ def test_docker_inspect_shows_no_secret_value(ha_stack: Stack) -> None:
 
 # --- dashboard and API --------------------------------------------------------------------------
 def test_dashboard_only_on_loopback_and_only_with_basic_auth(ha_stack: Stack) -> None:
-    traefik = one(ha_stack, "traefik")
+    traefik = one(ha_stack, "traefik-net")  # publishes the ports the two instances share
     (binding,) = traefik.network_settings.ports["8080/tcp"]
     assert binding["HostIp"] == "127.0.0.1"
     assert int(binding["HostPort"]) == ha_stack.port("TRAEFIK_API_PORT")

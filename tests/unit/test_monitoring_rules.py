@@ -70,8 +70,11 @@ def test_every_alert_has_a_firing_and_a_quiet_unit_test() -> None:
 
 def test_no_server_up_sums_server_states_instead_of_counting_servers() -> None:
     (rule,) = [r for r in alert_rules() if r["alert"] == "TraefikServiceNoServerUp"]
-    assert "sum by (service) (traefik_service_server_up)" in rule["expr"]
-    assert "count" not in rule["expr"]
+    # A server is up when either Traefik instance sees it up (max over the instances of each
+    # url), then the service's up servers are summed, not counted.
+    expr = " ".join(rule["expr"].split())
+    assert "sum by (service) (max by (service, url) (traefik_service_server_up))" in expr
+    assert "count" not in expr
 
 
 def test_desired_replicas_is_a_recording_rule_with_an_override() -> None:
@@ -97,7 +100,7 @@ def test_scrape_config_finds_every_replica_by_dns() -> None:
     assert sd["names"] == ["web"]
     assert sd["type"] == "A"
     assert sd["port"] == 8000
-    assert jobs["traefik"]["static_configs"][0]["targets"] == ["traefik:8082"]
+    assert jobs["traefik"]["static_configs"][0]["targets"] == ["traefik:8082", "traefik:8083"]
     assert "/etc/prometheus/rules/*.yml" in config["rule_files"]
     assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == [
         "alertmanager:9093"

@@ -33,15 +33,23 @@ class Scenario(StrEnum):
     # Cut off every network (no RST, no die event: packets vanish), reconnected afterwards.
     DISCONNECT = "disconnect"
     DB_RESTART = "db-restart"
+    # One of the Traefik instances (docs/load-balancer.md): `docker restart` (SIGTERM, drain),
+    # SIGKILL of its process (the engine restarts it), `hactl rollout --service traefik`.
     TRAEFIK_RESTART = "traefik-restart"
+    TRAEFIK_KILL = "traefik-kill"
+    TRAEFIK_ROLLOUT = "traefik-rollout"
 
     @property
     def target_service(self) -> str:
         if self is Scenario.DB_RESTART:
             return "postgres"
-        if self is Scenario.TRAEFIK_RESTART:
+        if self.hits_traefik:
             return "traefik"
         return "web"
+
+    @property
+    def hits_traefik(self) -> bool:
+        return self.value.startswith("traefik-")
 
     @property
     def hits_a_replica(self) -> bool:
@@ -57,6 +65,8 @@ class FaultOptions:
     restart_stopped_after_s: float = 5.0
     # How long to wait for the engine to bring a crashed container back.
     engine_restart_timeout_s: float = 30.0
+    # traefik-rollout: how long one new instance may take to route before it is rolled back.
+    traefik_rollout_timeout_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -106,12 +116,18 @@ class FaultEvidence:
     before: ContainerSnapshot
     during: ContainerSnapshot | None = None
     after: ContainerSnapshot | None = None
+    # A rollout replaces containers: service -> [old container id, new container id].
+    replaced: dict[str, list[str]] = field(default_factory=dict)
+    # traefik-kill: seconds from the SIGKILL until the engine's restart was healthy again.
+    back_healthy_after_s: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "before": self.before.to_json(),
             "during": self.during.to_json() if self.during else None,
             "after": self.after.to_json() if self.after else None,
+            "replaced": self.replaced,
+            "back_healthy_after_s": self.back_healthy_after_s,
         }
 
 
@@ -125,7 +141,11 @@ def fault_happened(scenario: Scenario, evidence: FaultEvidence) -> tuple[bool, s
         stopped = not during.running
         detail = f"during: {during.status} (exit {during.exit_code}); restarted: {restarted}"
         return stopped and restarted, detail
-    if scenario is Scenario.CRASH:
+    if scenario is Scenario.TRAEFIK_ROLLOUT:
+        swapped = {s: ids for s, ids in evidence.replaced.items() if ids[0] != ids[1]}
+        detail = f"replaced {sorted(swapped)} of {sorted(evidence.replaced)}"
+        return len(swapped) >= 2 and len(swapped) == len(evidence.replaced), detail
+    if scenario in (Scenario.CRASH, Scenario.TRAEFIK_KILL):
         by_engine = after.restart_count > before.restart_count
         detail = f"restart count {before.restart_count} -> {after.restart_count}, pid changed"
         return by_engine and restarted, detail if restarted else "pid and start time unchanged"
@@ -174,8 +194,9 @@ def inject(
         _wait_until(lambda: not snapshot(docker, cid).running, 10)
         evidence.during = snapshot(docker, cid)
         _start_again(docker, cid, mark, options)
-    elif scenario is Scenario.CRASH:
+    elif scenario in (Scenario.CRASH, Scenario.TRAEFIK_KILL):
         os.kill(evidence.before.pid, signal.SIGKILL)
+        killed_at = time.monotonic()
         mark(f"SIGKILL to host pid {evidence.before.pid}")
         _wait_until(
             lambda: snapshot(docker, cid).restart_count > evidence.before.restart_count,
@@ -183,6 +204,13 @@ def inject(
         )
         evidence.during = snapshot(docker, cid)
         mark("restarted by the engine" if evidence.during.running else "not restarted in time")
+        if scenario is Scenario.TRAEFIK_KILL and _wait_until(
+            lambda: snapshot(docker, cid).health == "healthy", options.engine_restart_timeout_s
+        ):
+            evidence.back_healthy_after_s = round(time.monotonic() - killed_at, 3)
+            mark("healthy again")
+    elif scenario is Scenario.TRAEFIK_ROLLOUT:
+        _traefik_rollout(docker, container, mark, options, evidence)
     elif scenario is Scenario.STOP:
         mark("docker stop (SIGTERM)")
         docker.container.stop(cid)
@@ -218,6 +246,34 @@ def inject(
         evidence.during = snapshot(docker, cid)
         mark("restarted")
     return evidence
+
+
+def _traefik_rollout(
+    docker: DockerClient,
+    container: Container,
+    mark: Mark,
+    options: FaultOptions,
+    evidence: FaultEvidence,
+) -> None:
+    """`hactl rollout --service traefik` on the image the instances run (a restart of each,
+    one at a time); the evidence is every instance's container before and after."""
+    from hactl.ops.traefik_rollout import rollout_traefik  # the verb's own code
+    from hactl.stack.traefik_instances import instance_containers
+
+    # Read now: the object re-inspects on access, and the rollout removes the container.
+    labels = dict(container.config.labels)
+    project, first = labels["com.docker.compose.project"], labels["com.docker.compose.service"]
+    before = {s: c.id for s, c in instance_containers(docker, project).items() if c is not None}
+    mark("hactl rollout --service traefik")
+    try:
+        rollout_traefik(docker, project, None, options.traefik_rollout_timeout_s, mark)
+    finally:
+        after = instance_containers(docker, project)
+        evidence.replaced = {s: [old, after[s].id if after[s] else ""] for s, old in before.items()}
+        new_first = after.get(first)
+        if new_first is not None:
+            evidence.during = evidence.after = snapshot(docker, new_first.id)
+    mark("rollout done")
 
 
 def _service_alias(aliases: list[str] | None, cid: str) -> str | None:

@@ -30,6 +30,7 @@ from hactl.chaos.analysis import (
     BROWSER,
     FaultStep,
     Poll,
+    browser_cookie_kept,
     browser_pin_now,
     browser_repin,
     by_client_kind,
@@ -48,6 +49,7 @@ from hactl.chaos.analysis import (
     serving_gap,
     slow_in_window,
     state_changes,
+    traefik_kill_report,
 )
 from hactl.chaos.faults import (
     ContainerSnapshot,
@@ -68,7 +70,7 @@ from hactl.loadgen.generator import (
 )
 from hactl.loadgen.write_check import WriteCheck, check_write_set, fetch_stored_writes
 from hactl.stack.endpoints import STICKY_COOKIE
-from hactl.stack.project import Stack, project_containers
+from hactl.stack.project import TRAEFIK_SERVICES, Stack, project_containers
 from hactl.stack.traefik_api import (
     WEB_SERVICE_NAME,
     TraefikApi,
@@ -76,6 +78,7 @@ from hactl.stack.traefik_api import (
     parse_server_states,
     states_by_ip,
 )
+from hactl.stack.traefik_instances import instance_containers, serving_instance
 
 FAILED_EXAMPLES_KEPT = 50
 # After the last fault step, this long for Traefik's re-pin to reach every browser connection.
@@ -139,6 +142,21 @@ class ChaosOptions:
 def service_containers(docker: DockerClient, project: str, service: str) -> list[Container]:
     """Running containers of one compose service, by container number."""
     return sorted(project_containers(docker, project, service), key=lambda c: c.name)
+
+
+def serving_instance_container(handle: ChaosStack, probes: int = 5) -> Container:
+    """The Traefik instance that takes new connections now (the older listener)."""
+
+    def probe() -> None:
+        headers = {"Authorization": f"Bearer {handle.token}"}
+        for _ in range(probes):  # a new connection each, as a new client's
+            httpx.get(f"{handle.base_url}/api/v1/whoami", headers=headers, timeout=5.0)
+
+    service = serving_instance(handle.docker, handle.project, probe)
+    container = instance_containers(handle.docker, handle.project)[service]
+    if container is None:
+        raise RuntimeError(f"the serving Traefik instance {service} is not running")
+    return container
 
 
 def pin_browser(handle: ChaosStack, attempts: int = 20) -> tuple[dict[str, str], str]:
@@ -225,13 +243,25 @@ class TraefikPoller:
 
 
 def _wait_settled(docker: DockerClient, project: str, timeout_s: float) -> tuple[bool, str]:
-    """Every web replica running and healthy, postgres and traefik running (bounded)."""
+    """Every web replica running and healthy, and every Traefik instance (bounded)."""
     deadline = time.monotonic() + timeout_s
     detail = ""
     while time.monotonic() < deadline:
         webs = [snapshot(docker, c.id) for c in service_containers(docker, project, "web")]
         unhealthy = [f"{s.name}={s.status}/{s.health}" for s in webs if s.health != "healthy"]
-        detail = ", ".join(unhealthy) or f"{len(webs)} web replicas healthy"
+        traefiks = [
+            snapshot(docker, c.id)
+            for service in TRAEFIK_SERVICES
+            for c in service_containers(docker, project, service)
+        ]
+        unhealthy += [
+            f"{s.name}={s.status}/{s.health}"
+            for s in traefiks
+            if s.health not in ("healthy", "none")
+        ]
+        detail = (
+            ", ".join(unhealthy) or f"{len(webs)} web replicas, {len(traefiks)} Traefik healthy"
+        )
         if webs and not unhealthy:
             return True, detail
         time.sleep(0.5)
@@ -273,6 +303,12 @@ class Aim:
     pinned: str | None
     # Set when the browser had moved before the fault: the replica first aimed at.
     retargeted_from: str | None = None
+    # Read while the container exists: a Traefik rollout removes it, and the Container object
+    # re-inspects by id on attribute access (NoSuchContainer after the fault).
+    target_name: str = ""
+
+    def __post_init__(self) -> None:
+        self.target_name = self.target_name or self.target.name
 
 
 def _aim_at_the_browser(
@@ -290,6 +326,7 @@ def _aim_at_the_browser(
         return
     with contextlib.suppress(RuntimeError):
         aim.target = container_by_hostname(candidates, now)
+        aim.target_name = aim.target.name
         aim.retargeted_from, aim.pinned = aim.pinned, now
 
 
@@ -359,6 +396,9 @@ def run_chaos(handle: ChaosStack, options: ChaosOptions) -> dict[str, Any]:
     browser_cookie, pinned = pin_browser(handle) if options.browser_clients else (None, None)
     if pinned and scenario.hits_a_replica:
         target = container_by_hostname(candidates, pinned)
+    elif scenario in (Scenario.TRAEFIK_RESTART, Scenario.TRAEFIK_KILL):
+        # The instance that serves new connections: the standby's restart would prove nothing.
+        target = serving_instance_container(handle)
     else:
         target = pick_target(candidates, options.target if scenario.hits_a_replica else None, rng)
     webs_before = _all_snapshots(handle.docker, handle.project)
@@ -367,7 +407,7 @@ def run_chaos(handle: ChaosStack, options: ChaosOptions) -> dict[str, Any]:
     result, evidence, steps, poller, fault_error = asyncio.run(
         _run_load_with_fault(handle, options, aim, candidates, run_id, browser_cookie)
     )
-    target = aim.target
+    target, target_name = aim.target, aim.target_name
     if aim.pinned is not None:
         pinned = aim.pinned
 
@@ -397,6 +437,16 @@ def run_chaos(handle: ChaosStack, options: ChaosOptions) -> dict[str, Any]:
     recovered_within = recovery_after(result.records, last_step_s)
     during = [r for r in result.records if window and window.contains(r.intended_s)]
     clients = by_client_kind(result.records, options.browser_clients, window)
+    kill = (
+        traefik_kill_report(result.records, fault_s, options.rate)
+        if scenario is Scenario.TRAEFIK_KILL
+        else None
+    )
+    cookie_kept = (
+        browser_cookie_kept(result.records, options.browser_clients, pinned)
+        if pinned and scenario.hits_traefik
+        else None
+    )
     repin = (
         browser_repin(
             result.records, options.browser_clients, pinned, fault_s, last_step_s + REPIN_SETTLE_S
@@ -416,6 +466,9 @@ def run_chaos(handle: ChaosStack, options: ChaosOptions) -> dict[str, Any]:
         recovered_within_s=recovered_within,
         recovery_bound_s=options.recovery_bound_s,
         over_latency_bound=over_bound(result.records),
+        traefik_kill=kill,
+        traefik_back_after_s=evidence.back_healthy_after_s if evidence else None,
+        browser_cookie=cookie_kept,
     )
     problem = repin_problem(repin) if repin is not None else None
     if problem:
@@ -451,7 +504,7 @@ def run_chaos(handle: ChaosStack, options: ChaosOptions) -> dict[str, Any]:
             "pause_s": options.faults.pause_s,
             "restart_stopped_after_s": options.faults.restart_stopped_after_s,
         },
-        "target": {"service": scenario.target_service, "container": target.name},
+        "target": {"service": scenario.target_service, "container": target_name},
         "fault": {
             "steps": [{"t_s": s.t_s, "action": s.action} for s in steps],
             "happened": real,
@@ -465,6 +518,9 @@ def run_chaos(handle: ChaosStack, options: ChaosOptions) -> dict[str, Any]:
         "requests_by_path_kind": by_request_kind(result.records),
         "slow_in_window": slow_in_window(result.records, window),
         "browser_repin": repin,
+        # Traefik faults: the browser's cookie honoured by every instance; a SIGKILL's cost.
+        "browser_cookie": cookie_kept,
+        "traefik_kill": kill,
         "failed_requests": [r.to_json() for r in result.records if not r.ok][:FAILED_EXAMPLES_KEPT],
         "outage": {
             **outage,
@@ -488,7 +544,7 @@ def run_chaos(handle: ChaosStack, options: ChaosOptions) -> dict[str, Any]:
     write_records(result.records, paths["requests"])
     write_json_report(report, paths["json"])
     title = (
-        f"{scenario.value} on {target.name}: {summary.failed} failed of {summary.total} "
+        f"{scenario.value} on {target_name}: {summary.failed} failed of {summary.total} "
         f"at {options.rate:g} req/s"
     )
     rotation_events = [

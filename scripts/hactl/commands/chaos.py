@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from hactl import output
-from hactl.chaos.faults import FaultOptions
+from hactl.chaos.faults import FaultOptions, Scenario
 from hactl.chaos.peer import peer_stack
 from hactl.chaos.report import RESULTS_DIR
 from hactl.chaos.runner import (
@@ -23,7 +23,13 @@ from hactl.ops.preflight import require_running
 from hactl.stack.project import WEB_SERVICE
 from hactl.stack.running import RunningStack
 
-SCENARIO_HELP = "kill, crash, stop, pause, restart, disconnect, db-restart, traefik-restart, or all"
+SCENARIO_HELP = (
+    "kill, crash, stop, pause, restart, disconnect, db-restart, traefik-restart, traefik-kill, "
+    "traefik-rollout, or all"
+)
+# The plain-Traefik peer has one Traefik and no restart policy: a SIGKILL would leave it without
+# any for the scenarios after it, and it has no second instance to roll out to.
+NOT_ON_PEER = (Scenario.TRAEFIK_KILL, Scenario.TRAEFIK_ROLLOUT)
 
 
 def chaos(
@@ -89,8 +95,9 @@ def chaos(
             output.console.print(
                 f"==> the same scenarios against a plain Traefik ({replicas} replicas)"
             )
+            on_peer = [s for s in scenarios if s not in NOT_ON_PEER]
             with peer_stack(stack, replicas) as peer_handle:
-                reports += run_scenarios(peer_handle, scenarios, template)
+                reports += run_scenarios(peer_handle, on_peer, template)
     except OPERATION_ERRORS:
         raise
     except RuntimeError as error:  # the load could not start (loadgen's setup): not a bug

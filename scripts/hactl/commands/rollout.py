@@ -18,6 +18,7 @@ from hactl.ops.canary import (
 )
 from hactl.ops.canary_analysis import Thresholds
 from hactl.ops.rollout import rollout as run_rollout
+from hactl.ops.traefik_rollout import TraefikRolloutResult, rollout_traefik_stack
 from hactl.stack.running import RunningStack
 
 DEFAULTS = Thresholds()
@@ -61,9 +62,18 @@ def rollout(
     abort: bool = typer.Option(
         False, "--abort-canary", help="switch all traffic back and remove a running canary"
     ),
+    service: str = typer.Option(
+        "web", "--service", help="web (the replicas) or traefik (its instances, one at a time)"
+    ),
 ) -> None:
-    """Start-first rolling update of web, or a canary judged on its own traffic (--canary)."""
+    """Start-first rolling update of web, a canary judged on its own traffic (--canary), or
+    the Traefik instances one at a time (--service traefik); rolls back by itself if the new
+    image never gets ready."""
     opts: Options = ctx.obj
+    if service not in ("web", "traefik"):
+        raise InvalidInputError(f"unknown service {service!r}: choose web or traefik")
+    if service == "traefik" and (canary is not None or abort):
+        raise InvalidInputError("--canary and --abort-canary are for web, not traefik")
     if abort:
         stopped = abort_canary(RunningStack.connect(opts.stack()))
         output.console.print(f"canary removed ({len(stopped)} replicas); all traffic on web")
@@ -83,6 +93,11 @@ def rollout(
         _print_canary(result, opts.json)
         return
     running = RunningStack.connect(opts.stack())
+    if service == "traefik":
+        if build:
+            raise InvalidInputError("--build is for web; give --image for traefik (or nothing)")
+        _print_traefik(opts, rollout_traefik_stack(running, image, timeout))
+        return
     result = run_rollout(running, image, build, batch, timeout, migrate)
     data = {
         "image": result.image,
@@ -140,3 +155,28 @@ def _print_canary(result: CanaryResult, as_json: bool) -> None:
     output.console.print(table)
     verb = "promoted" if result.promoted else "aborted"
     output.console.print(f"canary {verb} after {result.seconds:.1f}s")
+
+
+def _print_traefik(opts: Options, result: TraefikRolloutResult) -> None:
+    data = {
+        "service": "traefik",
+        "image": result.image,
+        "previous_image": result.previous_image,
+        "replaced": [
+            {
+                "service": r.service,
+                "old": r.old_container,
+                "new": r.new_container,
+                "seconds": round(r.seconds, 1),
+            }
+            for r in result.replaced
+        ],
+        "seconds": round(result.seconds, 1),
+    }
+    if opts.json:
+        output.print_json(data)
+        return
+    output.console.print(
+        f"rolled out Traefik {result.image} (was {result.previous_image}) to "
+        f"{len(result.replaced)} instances, one at a time, in {result.seconds:.1f}s"
+    )

@@ -7,14 +7,15 @@ import typer
 from hactl import output
 from hactl.commands.common import Options
 from hactl.ops.preflight import require_engine
-from hactl.stack.project import TRAEFIK_SERVICE, project_containers
+from hactl.stack.project import TRAEFIK_SERVICES, project_containers
 from hactl.stack.replicas import collect_replicas
 from hactl.stack.running import RunningStack
 from hactl.stack.traefik_api import TraefikApiError
 
 SPOF_WARNING = (
     "a single Traefik is a single point of failure: if it dies, every replica is "
-    "unreachable until Docker restarts it (run two behind a VIP or DNS for more)"
+    "unreachable until Docker restarts it (the HA stack runs two: start the other with "
+    "`make up-ha`; docs/load-balancer.md)"
 )
 
 
@@ -30,7 +31,9 @@ def status(ctx: typer.Context) -> None:
         traefik, traefik_error = {}, str(error)
     replicas = collect_replicas(running, traefik, probe_versions=True)
     project = running.project
-    traefiks = len(project_containers(running.docker, project, TRAEFIK_SERVICE))
+    traefiks = sum(
+        len(project_containers(running.docker, project, service)) for service in TRAEFIK_SERVICES
+    )
     if not replicas:
         output.fail(
             f"stack {project!r} is not running: no web replicas",

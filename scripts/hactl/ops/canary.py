@@ -56,7 +56,18 @@ from hactl.stack.canary_routing import (
 from hactl.stack.project import container_number, project_containers
 from hactl.stack.replicas import container_facts, web_containers
 from hactl.stack.running import RunningStack
-from hactl.stack.traefik_metrics import read_service_samples, side
+from hactl.stack.traefik_instances import (
+    has_instances,
+    instance_containers,
+    read_instance_metrics,
+    read_instance_view,
+)
+from hactl.stack.traefik_metrics import (
+    add_samples,
+    parse_service_samples,
+    read_service_samples,
+    side,
+)
 from hactl.stack.web_service import compose_scale, record_state
 from hactl.validation import validate_batch_size, validate_timeout
 from hactl.waiting import WaitFailedError, wait_for
@@ -245,36 +256,63 @@ class Canary:
         expected = {r.release_service + "@file": weight for r in self.routed}
         wait_for(f"Traefik to route {weight} % to the canary", self._applied(expected), 30)
 
+    def _views(self) -> list[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+        """(routers, services) as each Traefik instance sees them: with two instances behind
+        one port, a read there reaches either one, and both must have applied a change."""
+        docker, project = self.running.docker, self.running.project
+        if not has_instances(docker, project):
+            api = self.running.traefik
+            return [(api.http_routers(), api.http_services())]
+        views = []
+        for container in instance_containers(docker, project).values():
+            if container is not None:
+                view = read_instance_view(docker, project, container)
+                views.append((view.routers, view.services))
+        return views
+
     def _applied(self, expected: dict[str, int]) -> Callable[[], tuple[bool, str]]:
         def check() -> tuple[bool, str]:
-            services = {s.get("name"): s for s in self.running.traefik.http_services()}
-            routers = {r.get("name"): r for r in self.running.traefik.http_routers()}
-            for name, weight in expected.items():
-                service = services.get(name)
-                if not service:
-                    return False, f"{name} not loaded yet"
-                if service.get("status") == "disabled":
-                    raise HactlError(f"Traefik refused {name}: {service.get('error')}")
-                children = (service.get("weighted") or {}).get("services") or []
-                canary = sum(
-                    int(c.get("weight") or 0) for c in children if "canary" in c.get("name", "")
-                )
-                if canary != weight:
-                    return False, f"{name} still sends {canary} % to the canary"
-            for r in self.routed:
-                router = routers.get(f"{r.canary_router}@file") or {}
-                if router.get("status") != "enabled":
-                    return False, f"router {r.canary_router}@file: {router.get('error', 'absent')}"
+            for routers_seen, services_seen in self._views():
+                done, why = self._applied_in(expected, routers_seen, services_seen)
+                if not done:
+                    return False, why
             return True, "applied"
 
         return check
 
+    def _applied_in(
+        self,
+        expected: dict[str, int],
+        routers_seen: list[dict[str, Any]],
+        services_seen: list[dict[str, Any]],
+    ) -> tuple[bool, str]:
+        services = {s.get("name"): s for s in services_seen}
+        routers = {r.get("name"): r for r in routers_seen}
+        for name, weight in expected.items():
+            service = services.get(name)
+            if not service:
+                return False, f"{name} not loaded yet"
+            if service.get("status") == "disabled":
+                raise HactlError(f"Traefik refused {name}: {service.get('error')}")
+            children = (service.get("weighted") or {}).get("services") or []
+            canary = sum(
+                int(c.get("weight") or 0) for c in children if "canary" in c.get("name", "")
+            )
+            if canary != weight:
+                return False, f"{name} still sends {canary} % to the canary"
+        for r in self.routed:
+            router = routers.get(f"{r.canary_router}@file") or {}
+            if router.get("status") != "enabled":
+                return False, f"router {r.canary_router}@file: {router.get('error', 'absent')}"
+        return True, "applied"
+
     def unroute(self) -> None:
-        """Remove the routing file; returns once Traefik dropped the canary's routers."""
+        """Remove the routing file; returns once every Traefik instance dropped the canary's
+        routers."""
         self.routing_path.unlink(missing_ok=True)
 
         def gone() -> tuple[bool, str]:
-            names = {r.get("name", "") for r in self.running.traefik.http_routers()}
+            names = {r.get("name", "") for routers, _ in self._views() for r in routers}
             left = sorted(n for n in names if n.endswith("-canary@file"))
             return not left, "still routed: " + ", ".join(left)
 
@@ -303,7 +341,16 @@ class Canary:
         return sorted(set(answered))
 
     def read_sides(self) -> tuple[SideSample, SideSample]:
-        samples = read_service_samples(self.running.traefik)
+        docker, project = self.running.docker, self.running.project
+        if has_instances(docker, project):
+            # Every instance's own counters, added up (each answers part of the traffic). An
+            # instance restarted mid-step restarts its counters: that step under-counts.
+            samples = add_samples(
+                parse_service_samples(text)
+                for text in read_instance_metrics(docker, project).values()
+            )
+        else:
+            samples = read_service_samples(self.running.traefik)
         return side(samples, CANARY_METRIC_SERVICES), side(samples, STABLE_METRIC_SERVICES)
 
 

@@ -35,6 +35,10 @@ DEFAULT_PROJECT = "compose-ha"
 # The compose services hactl addresses (docker-compose*.yml, compose/monitoring.yml).
 WEB_SERVICE = "web"
 TRAEFIK_SERVICE = "traefik"
+# Every Traefik instance, in rollout order (docker-compose.ha.yml; the first is TRAEFIK_SERVICE),
+# and the network namespace they share, which publishes the ports (docs/load-balancer.md).
+TRAEFIK_SERVICES = (TRAEFIK_SERVICE, "traefik-b")
+TRAEFIK_NETNS_SERVICE = "traefik-net"
 POSTGRES_SERVICE = "postgres"
 PROMETHEUS_SERVICE = "prometheus"
 # Where verbs write their results, under the project directory.

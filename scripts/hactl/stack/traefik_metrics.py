@@ -12,7 +12,7 @@ failover services have no metrics of their own (pkg/server/service/service.go, v
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -55,6 +55,15 @@ def parse_service_samples(text: str) -> dict[str, SideSample]:
         )
         for service, count in requests.items()
     }
+
+
+def add_samples(readings: Iterable[Mapping[str, SideSample]]) -> dict[str, SideSample]:
+    """Per-service samples of several Traefik instances added up, service by service."""
+    total: dict[str, SideSample] = {}
+    for reading in readings:
+        for service, sample in reading.items():
+            total[service] = total[service].plus(sample) if service in total else sample
+    return total
 
 
 def side(samples: Mapping[str, SideSample], services: tuple[str, ...]) -> SideSample:

@@ -9,6 +9,7 @@ from hactl.chaos.analysis import (
     COOKIELESS,
     FaultStep,
     Window,
+    browser_cookie_kept,
     browser_pin_now,
     browser_repin,
     by_client_kind,
@@ -18,6 +19,7 @@ from hactl.chaos.analysis import (
     downtime,
     failures_without_retry_after,
     fault_window,
+    in_flight_at,
     judge,
     latency_inside_outside,
     mean_in_flight,
@@ -28,6 +30,7 @@ from hactl.chaos.analysis import (
     serving_gap,
     slow_in_window,
     state_changes,
+    traefik_kill_report,
 )
 from hactl.chaos.faults import ContainerSnapshot, FaultEvidence, Scenario, fault_happened
 from hactl.chaos.report import per_second_outcomes, render_timeline, report_paths
@@ -188,7 +191,81 @@ def test_verdicts() -> None:
     assert not judge(Scenario.DB_RESTART, **db, web_changes=["web-1: restarted"]).passed
     assert not judge(Scenario.DB_RESTART, **{**db, "recovered_within_s": 99.0}).passed
     assert not judge(Scenario.DB_RESTART, **db, unclean_failures={"ReadTimeout": 1}).passed
-    assert judge(Scenario.TRAEFIK_RESTART, **{**ok, "failed_requests": 300}).passed
+    # Two Traefik instances: a restart or rollout of one fails no request (issue 16).
+    assert judge(Scenario.TRAEFIK_RESTART, **ok).passed
+    assert not judge(Scenario.TRAEFIK_RESTART, **{**ok, "failed_requests": 1}).passed
+    assert not judge(Scenario.TRAEFIK_ROLLOUT, **{**ok, "failed_requests": 1}).passed
+    assert not judge(Scenario.TRAEFIK_ROLLOUT, **ok, over_latency_bound=1).passed
+
+
+def test_traefik_kill_verdict_allows_only_the_requests_in_flight_at_the_kill() -> None:
+    ok = dict(failed_requests=3, write_check_ok=True, lost=0, duplicated=0, fault_real=True)
+    kill = {
+        "in_flight_at_kill": 5,
+        "failed": 3,
+        "failed_sent_after_kill": 0,
+        "answered_over_bound": 0,
+    }
+    assert judge(Scenario.TRAEFIK_KILL, **ok, traefik_kill=kill, traefik_back_after_s=2.0).passed
+    slow = {**kill, "answered_over_bound": 1}
+    assert not judge(
+        Scenario.TRAEFIK_KILL, **ok, traefik_kill=slow, traefik_back_after_s=2.0
+    ).passed
+    late = {**kill, "failed_sent_after_kill": 1}
+    assert not judge(
+        Scenario.TRAEFIK_KILL, **ok, traefik_kill=late, traefik_back_after_s=2.0
+    ).passed
+    more = {**kill, "failed": 6}
+    assert not judge(
+        Scenario.TRAEFIK_KILL, **ok, traefik_kill=more, traefik_back_after_s=2.0
+    ).passed
+    assert not judge(Scenario.TRAEFIK_KILL, **ok, traefik_kill=kill).passed  # never back
+    assert not judge(
+        Scenario.TRAEFIK_KILL, **ok, traefik_kill=kill, traefik_back_after_s=10.5
+    ).passed
+    assert not judge(Scenario.TRAEFIK_KILL, **ok, traefik_back_after_s=2.0).passed  # no report
+
+
+def test_traefik_kill_report_counts_in_flight_and_late_failures() -> None:
+    records = [
+        _req(1.0, latency=0.01, sent_s=1.0),  # done before the kill
+        _req(1.9, latency=0.5, sent_s=1.9, status=None, error="RemoteProtocolError: x"),
+        _req(1.95, latency=0.5, sent_s=1.95),  # in flight, answered (the other instance)
+        _req(2.5, latency=0.01, sent_s=2.5, status=None, error="ConnectError: refused"),
+        _req(2.6, latency=3.2, sent_s=2.6),  # answered, but too late
+    ]
+    report = traefik_kill_report(records, kill_s=2.0, rate=100.0)
+    assert report["in_flight_at_kill"] == 2
+    assert report["sent_before_the_kill_was_noticed"] == 0  # 2.5 s is past the grace
+    assert report["failed"] == 2
+    assert report["failed_sent_after_kill"] == 1
+    assert report["failures_by_kind"] == {"RemoteProtocolError": 1, "ConnectError": 1}
+    assert report["failed_percent_of_one_second"] == 2.0
+    assert report["answered_over_bound"] == 1  # the failures are not counted again
+
+
+def test_browser_cookie_kept_only_without_a_new_cookie_or_another_replica() -> None:
+    pinned = [_req(t / 10, replica="web-2") for t in range(10)]
+    assert browser_cookie_kept(pinned, 1, "web-2")["kept"]
+    moved = [*pinned, _req(2.0, replica="web-3", set_cookie="abc")]
+    kept = browser_cookie_kept(moved, 1, "web-2")
+    assert not kept["kept"]
+    assert kept["new_cookies"] == ["abc"]
+    assert kept["answered_by"] == {"web-2": 10, "web-3": 1}
+    # Requests of clients other than the browser's do not count.
+    other = replace(_req(2.0, replica="web-3", set_cookie="abc"), client=5)
+    assert browser_cookie_kept([*pinned, other], 1, "web-2")["kept"]
+    assert in_flight_at([_req(0.3, latency=0.01, sent_s=0.3)], 0.305) == 1
+
+
+def test_traefik_rollout_evidence_needs_every_instance_replaced() -> None:
+    both = FaultEvidence(_snap(), _snap(), _snap(), replaced={"a": ["1", "2"], "b": ["3", "4"]})
+    assert fault_happened(Scenario.TRAEFIK_ROLLOUT, both)[0]
+    one = FaultEvidence(_snap(), _snap(), _snap(), replaced={"a": ["1", "2"], "b": ["3", "3"]})
+    assert not fault_happened(Scenario.TRAEFIK_ROLLOUT, one)[0]
+    assert not fault_happened(Scenario.TRAEFIK_ROLLOUT, FaultEvidence(_snap()))[0]
+    assert Scenario.TRAEFIK_KILL.target_service == "traefik"
+    assert Scenario.TRAEFIK_ROLLOUT.hits_traefik and not Scenario.TRAEFIK_ROLLOUT.hits_a_replica
 
 
 def test_report_timeline_png_and_paths(tmp_path) -> None:

@@ -20,6 +20,13 @@ runner = CliRunner()
         (["rollout", "--image", "x:y", "--build"], "exactly one of --image TAG or --build"),
         (["rollout", "--image", "x:y", "--batch", "0"], "--batch must be at least 1"),
         (["rollout", "--image", "x:y", "--timeout", "0"], "--timeout must be positive"),
+        (["rollout", "--service", "db", "--image", "x:y"], "unknown service 'db'"),
+        (["rollout", "--service", "traefik", "--build"], "--build is for web"),
+        (["rollout", "--service", "traefik", "--timeout", "0"], "--timeout must be positive"),
+        (
+            ["rollout", "--service", "traefik", "--image", "x:y", "--canary", "10,100"],
+            "--canary and --abort-canary are for web",
+        ),
     ],
 )
 def test_bad_input_exits_2_with_a_message(

@@ -17,7 +17,7 @@ from hactl.stack.canary_routing import (
     routing_file,
     write_atomically,
 )
-from hactl.stack.traefik_metrics import parse_service_samples, side
+from hactl.stack.traefik_metrics import add_samples, parse_service_samples, side
 
 RULE = "(PathPrefix(`/`)) && !PathPrefix(`/metrics`)"
 # Shaped like Traefik 3.7's /api/http/routers and /api/http/services for the HA overlay.
@@ -177,3 +177,12 @@ def test_a_side_adds_its_services_and_ignores_missing_ones() -> None:
     stable = side(samples, ("web@docker", "web-secure@docker"))
     assert stable.requests == 100.0
     assert side(samples, ("nothing@docker",)).requests == 0.0
+
+
+def test_two_instances_counters_add_up_service_by_service() -> None:
+    one = parse_service_samples(METRICS)
+    only_stable = {"web@docker": one["web@docker"]}
+    both = add_samples([one, only_stable])
+    assert (both["web@docker"].requests, both["web@docker"].errors) == (200.0, 4.0)
+    assert both["web@docker"].buckets == ((0.1, 190.0), (math.inf, 200.0))
+    assert both["web-canary@docker"].requests == 10.0
