@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from hactl.stack.project import LB_SERVICES
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PROC = Path("/proc")
@@ -153,9 +155,10 @@ def _mean(values: Sequence[float | None]) -> float | None:
 def idle_summary(
     windows: Sequence[Mapping[str, Any]],
     replica_service: str = "web",
-    traefik_service: str = "traefik",
+    lb_services: Collection[str] = LB_SERVICES,
 ) -> dict[str, Any]:
-    """Per replica count: a replica's own CPU (mean), its shim's, Traefik's share per replica;
+    """Per replica count: a replica's own CPU (mean), its shim's, the load balancer's share per
+    replica (both Traefik instances probe every replica, and traefik-net steers: all count);
     `per_replica_percent` is their sum at the largest count (shim left out: it repeats the
     health-check process, and is reported beside it as an upper bound)."""
     by_count: dict[str, Any] = {}
@@ -166,7 +169,7 @@ def idle_summary(
         traefik = [
             w["container_percent"].get(name)
             for name, service in services.items()
-            if service == traefik_service
+            if service in lb_services
         ]
         own = _mean([w["container_percent"][r] for r in replicas])
         shim = _mean([w["shim_percent"].get(r) for r in replicas])

@@ -54,7 +54,7 @@ from hactl.ops.preflight import require_image, require_running
 from hactl.stack.endpoints import Endpoints
 from hactl.stack.project import (
     LABEL_SERVICE,
-    TRAEFIK_SERVICE,
+    TRAEFIK_SERVICES,
     Stack,
     container_number,
     project_containers,
@@ -302,8 +302,12 @@ def _wrk_runs(
     docker = running.docker
     names = _replica_names(running)
     network = f"{running.project}_backend"
-    traefik = [c.name for c in project_containers(docker, running.project, TRAEFIK_SERVICE)]
-    traefik += [c.name for c in project_containers(docker, running.project, PLAIN_SERVICE)]
+    # Every instance: the one serving is whichever listened first (docs/load-balancer.md).
+    traefik = [
+        c.name
+        for service in (*TRAEFIK_SERVICES, PLAIN_SERVICE)
+        for c in project_containers(docker, running.project, service)
+    ]
     top = max(config.connections)
     results = []
     for kind in BenchKind:

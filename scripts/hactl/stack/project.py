@@ -39,6 +39,8 @@ TRAEFIK_SERVICE = "traefik"
 # and the network namespace they share, which publishes the ports (docs/load-balancer.md).
 TRAEFIK_SERVICES = (TRAEFIK_SERVICE, "traefik-b")
 TRAEFIK_NETNS_SERVICE = "traefik-net"
+# The load balancer as a whole: what its cost (CPU, memory) adds up.
+LB_SERVICES = (*TRAEFIK_SERVICES, TRAEFIK_NETNS_SERVICE)
 POSTGRES_SERVICE = "postgres"
 PROMETHEUS_SERVICE = "prometheus"
 # Where verbs write their results, under the project directory.

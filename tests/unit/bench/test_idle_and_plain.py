@@ -71,6 +71,34 @@ def test_idle_summary_adds_traefiks_share_per_replica() -> None:
     assert summary["by_replicas"]["1"]["per_replica_percent"] == 2.0  # 1.0 + 1.0 / 1
 
 
+def test_the_load_balancers_idle_cost_adds_both_instances_and_their_namespace() -> None:
+    """Both Traefik instances probe every replica; traefik-net steers: all are its cost."""
+    window = {
+        "replicas": 2,
+        "window_s": 10.0,
+        "services": {
+            "p-web-1": "web",
+            "p-web-2": "web",
+            "p-traefik-1": "traefik",
+            "p-traefik-b-1": "traefik-b",
+            "p-traefik-net-1": "traefik-net",
+            "p-db": "postgres",
+        },
+        "container_percent": {
+            "p-web-1": 1.0,
+            "p-web-2": 1.0,
+            "p-traefik-1": 1.0,
+            "p-traefik-b-1": 0.8,
+            "p-traefik-net-1": 0.2,
+            "p-db": 5.0,
+        },
+        "shim_percent": {},
+    }
+    two = idle_summary([window])["by_replicas"]["2"]
+    assert (two["traefik_percent"], two["traefik_share_percent"]) == (2.0, 1.0)
+    assert two["per_replica_percent"] == 2.0
+
+
 def test_idle_summary_without_readable_counters_is_not_measured() -> None:
     window = {
         "replicas": 1,
