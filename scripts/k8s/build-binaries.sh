@@ -152,10 +152,11 @@ go_install "kwok-$KWOK_VERSION" kwok "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
 kwok_config
 go_install "metrics-server-$METRICS_SERVER_VERSION" metrics-server \
 	"sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION"
-# The node binaries (make k8s-up's real nodes, scripts/k8s/nodes.py) only when asked: the kwok
+# The node binaries (make k8s-up's real nodes, scripts/k8s/cluster.py) only when asked: the kwok
 # tests do not need them.
 if [ "${K8S_BUILD_NODE:-0}" = 1 ]; then
 	k8s_build kubelet
 	k8s_build kube-proxy
+	go_install "coredns-$COREDNS_VERSION" coredns "github.com/coredns/coredns@$COREDNS_VERSION"
 fi
 log "all binaries ready in $CACHE ($(($(date +%s) - total)) s)"

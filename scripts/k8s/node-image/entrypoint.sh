@@ -15,7 +15,10 @@ mount --make-rshared /
 # cgroup is the root here. kubelet (cgroupfs driver) puts the pods under /kubelet, which must
 # exist in every hierarchy (kind: mount_kubelet_cgroup_root); the host sees it below the
 # container's own cgroup, so removing the container removes it.
+# Without --privileged (see cluster.py) Docker mounts the hierarchies read-only: remount them.
+mount -o remount,rw /sys
 for hierarchy in /sys/fs/cgroup/*/; do
+	mount -o remount,bind,rw "$hierarchy"
 	case $hierarchy in */unified/) continue ;; esac
 	mkdir -p "${hierarchy}kubelet"
 done
