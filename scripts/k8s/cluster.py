@@ -341,7 +341,9 @@ def import_images(node: Node, tags: list[str]) -> None:
 
 
 def node_objects() -> dict[str, dict]:
-    return {n["metadata"]["name"]: n for n in json.loads(kubectl("get", "nodes", "-o", "json"))["items"]}
+    return {
+        n["metadata"]["name"]: n for n in json.loads(kubectl("get", "nodes", "-o", "json"))["items"]
+    }
 
 
 def ready_nodes() -> list[str]:
@@ -379,7 +381,9 @@ def up() -> None:
     versions = read_versions()
     log("binaries (scripts/k8s/build-binaries.sh, K8S_BUILD_NODE=1)")
     subprocess.run(
-        ["bash", str(HERE / "build-binaries.sh")], env={**os.environ, "K8S_BUILD_NODE": "1"}, check=True
+        ["bash", str(HERE / "build-binaries.sh")],
+        env={**os.environ, "K8S_BUILD_NODE": "1"},
+        check=True,
     )
     images = node_image.build_all()
     if container_exists(CONTROL_PLANE) or any(container_exists(n.name) for n in NODES):
@@ -411,10 +415,21 @@ def up() -> None:
     kubectl("label", "node", NODES[0].name, f"{INFRA_LABEL}=true", "--overwrite")
     # Zones as the base's topology spread expects them: one node per zone.
     for node in NODES:
-        kubectl("label", "node", node.name, f"topology.kubernetes.io/zone=zone-{'abc'[node.index - 1]}", "--overwrite")
+        kubectl(
+            "label",
+            "node",
+            node.name,
+            f"topology.kubernetes.io/zone=zone-{'abc'[node.index - 1]}",
+            "--overwrite",
+        )
     log(f"nodes Ready at {time.monotonic() - t0:.1f} s")
     kubectl("apply", "--server-side", "-f", str(SERVICEMONITOR_CRD))
-    kubectl("wait", "--for=condition=Established", "crd/servicemonitors.monitoring.coreos.com", "--timeout=60s")
+    kubectl(
+        "wait",
+        "--for=condition=Established",
+        "crd/servicemonitors.monitoring.coreos.com",
+        "--timeout=60s",
+    )
     kubectl("apply", "-k", str(REPO / "k8s/cluster"))
     gen = REPO / "scripts/k8s/gen-secrets.sh"
     run("bash", str(gen), str(REPO / "k8s/overlays/dev"))
@@ -428,7 +443,9 @@ def up() -> None:
         kubectl("-n", ns, "rollout", "status", f"{kind}/{name}", "--timeout=300s")
     log(f"cluster up in {time.monotonic() - t0:.1f} s; versions {versions['K8S_VERSION']}")
     print(f"export KUBECONFIG={STATE / 'kubeconfig'}")
-    print(f"ingress: curl -H 'Host: jackcwf.localtest.me' http://127.0.0.1:{INGRESS_PORT}/api/v1/whoami")
+    print(
+        f"ingress: curl -H 'Host: jackcwf.localtest.me' http://127.0.0.1:{INGRESS_PORT}/api/v1/whoami"
+    )
 
 
 def down(restore: bool = True) -> None:

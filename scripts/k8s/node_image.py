@@ -44,7 +44,14 @@ def source_hash(files: list[Path], extra: str = "") -> str:
 def image_label(tag: str) -> str | None:
     """The source-hash label of a local image; None when the image is not there."""
     result = subprocess.run(
-        ["docker", "image", "inspect", "--format", f'{{{{index .Config.Labels "{HASH_LABEL}"}}}}', tag],
+        [
+            "docker",
+            "image",
+            "inspect",
+            "--format",
+            f'{{{{index .Config.Labels "{HASH_LABEL}"}}}}',
+            tag,
+        ],
         capture_output=True,
         text=True,
     )
@@ -59,7 +66,17 @@ def build(tag: str, context: Path, files: list[Path], extra_hash: str = "") -> s
         return tag
     print(f"{tag}: building", flush=True)
     subprocess.run(
-        [*NICE, "docker", "build", "-q", "--label", f"{HASH_LABEL}={wanted}", "-t", tag, str(context)],
+        [
+            *NICE,
+            "docker",
+            "build",
+            "-q",
+            "--label",
+            f"{HASH_LABEL}={wanted}",
+            "-t",
+            tag,
+            str(context),
+        ],
         check=True,
         stdout=subprocess.DEVNULL,
     )
@@ -81,9 +98,13 @@ def scratch_image(tag: str, binary: Path, argv: list[str], extra_hash: str = "")
 def pause_image(versions: dict[str, str]) -> str:
     """pause.c compiled static (Kubernetes' build/pause/Makefile CFLAGS) into k8sn-pause."""
     version = versions["PAUSE_VERSION"]
-    source = go_mod_cache() / f"k8s.io/kubernetes@{versions['K8S_VERSION']}/build/pause/linux/pause.c"
+    source = (
+        go_mod_cache() / f"k8s.io/kubernetes@{versions['K8S_VERSION']}/build/pause/linux/pause.c"
+    )
     if not source.is_file():
-        subprocess.run(["go", "mod", "download", f"k8s.io/kubernetes@{versions['K8S_VERSION']}"], check=True)
+        subprocess.run(
+            ["go", "mod", "download", f"k8s.io/kubernetes@{versions['K8S_VERSION']}"], check=True
+        )
     tag = f"k8sn-pause:{version}"
     with tempfile.TemporaryDirectory(prefix="k8sn-pause-") as tmp:
         binary = Path(tmp) / "pause"
