@@ -89,7 +89,8 @@ def test_rolling_update_fails_and_loses_nothing(kube: LocalCluster) -> None:
         running.finish(after_s=5.0)
     result, check = running.result(), running.write_check()
     after = {p.name for p in kube.ready_backends()}
-    record("rolling-update", {"rollout_s": rolled_s, **check.to_json()})
+    summary = asdict(result.summary())
+    record("rolling-update", {"rollout_s": rolled_s, **summary, **check.to_json()})
     assert not before & after, f"old pods still serve: {before & after}"
     assert len(after) >= 3, f"only {len(after)} new pods ready"
     assert result.summary().total >= RATE * (FAULT_AT_S + rolled_s) * 0.99
@@ -126,6 +127,7 @@ def test_drain_a_node_keeps_two_ready_and_fails_nothing(kube: LocalCluster) -> N
             "node": node,
             "min_ready": watch.minimum(),
             "drain_rc": drain.returncode,
+            **asdict(result.summary()),
             **check.to_json(),
         },
     )
