@@ -98,7 +98,7 @@ def test_rolling_update_fails_and_loses_nothing(kube: LocalCluster) -> None:
 
 
 def test_drain_a_node_keeps_two_ready_and_fails_nothing(kube: LocalCluster) -> None:
-    pods = kube.wait_steady()
+    pods = kube.spread_one_per_node()
     # A node with a backend pod that is not the infra node (PostgreSQL, Traefik, DNS live there).
     node = next(p.node for p in pods if p.node != cluster.NODES[0].name)
     duration = 60.0
@@ -138,7 +138,7 @@ def test_drain_a_node_keeps_two_ready_and_fails_nothing(kube: LocalCluster) -> N
 
 
 def test_stop_a_node_container_replaces_its_pods(kube: LocalCluster) -> None:
-    pods = kube.wait_steady()
+    pods = kube.spread_one_per_node()
     victim = next(n for n in cluster.NODES if not n.infra and any(p.node == n.name for p in pods))
     lost = {p.name for p in pods if p.node == victim.name}
     marks: dict[str, float] = {}

@@ -98,6 +98,26 @@ class LocalCluster:
         cluster.wait_for(f"{replicas} backend pods ready, all nodes Ready", steady, timeout, 1)
         return self.ready_backends()
 
+    def spread_one_per_node(self, timeout: float = 180) -> list[BackendPod]:
+        """One ready backend pod on each node. Pods never move back by themselves (after a drain
+        or a node loss two share a node); a rollout restart schedules them afresh under the
+        Deployment's topology spread."""
+        pods = self.wait_steady(timeout=timeout)
+        if len({p.node for p in pods}) < cluster.NODE_COUNT:
+            self.kubectl("-n", NAMESPACE, "rollout", "restart", f"deployment/{DEPLOYMENT}")
+            self.kubectl(
+                "-n",
+                NAMESPACE,
+                "rollout",
+                "status",
+                f"deployment/{DEPLOYMENT}",
+                f"--timeout={timeout:.0f}s",
+            )
+            pods = self.wait_steady(timeout=timeout)
+        nodes = sorted(p.node for p in pods)
+        assert nodes == sorted(n.name for n in cluster.NODES), f"pods not one per node: {nodes}"
+        return pods
+
 
 @dataclass
 class ReadyWatch:
