@@ -98,7 +98,7 @@ bench-docs: venv ## docs/benchmarks.md from docs/bench/latest.json (RESULT=resul
 lint: venv ## ruff and hadolint
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
-	@$(VENV)/bin/hadolint backend/Dockerfile compose/*/Dockerfile compose/airgap/*/Dockerfile
+	@$(VENV)/bin/hadolint backend/Dockerfile compose/*/Dockerfile compose/airgap/*/Dockerfile scripts/k8s/node-image/Dockerfile
 
 test-unit: venv ## fast tests, no Docker
 	@$(PYTEST) tests/unit $(PYTEST_ARGS)
