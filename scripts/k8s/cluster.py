@@ -72,7 +72,7 @@ SERVICEMONITOR_CRD = REPO / "tests/k8s/data/crds/monitoring.coreos.com_servicemo
 
 
 def log(message: str) -> None:
-    print(f"[k8s-up {time.strftime('%H:%M:%S')}] {message}", flush=True)
+    print(f"[k8s-cluster {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def run(*argv: str, input: bytes | None = None, check: bool = True) -> str:
