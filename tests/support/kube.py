@@ -54,12 +54,15 @@ class LocalCluster:
     def kubectl(self, *args: str) -> str:
         return cluster.kubectl(*args)
 
-    def stored_writes(self, run_id: str) -> dict[str, list[str]]:
-        out = self.kubectl(
+    def psql(self, sql: str) -> str:
+        """`psql -At -F '|'` as the dev overlay's user, inside the PostgreSQL pod."""
+        return self.kubectl(
             "-n", NAMESPACE, "exec", "postgres-0", "--",
-            "psql", "-U", "app", "-d", "app", "-At", "-F", "|", "-c", stored_messages_sql(run_id),
+            "psql", "-U", "app", "-d", "app", "-At", "-F", "|", "-c", sql,
         )  # fmt: skip
-        return parse_psql_rows(out)
+
+    def stored_writes(self, run_id: str) -> dict[str, list[str]]:
+        return parse_psql_rows(self.psql(stored_messages_sql(run_id)))
 
     def backend_pods(self) -> list[BackendPod]:
         items = json.loads(
