@@ -43,6 +43,16 @@ def test_three_pods_started_together_migrate_once(kube: LocalCluster) -> None:
         1,
     )
     new = [p.name for p in kube.ready_backends() if p.name not in old]
+    # They really ran at once: every migrate container started before the first one finished.
+    runs = [
+        json.loads(kube.kubectl("-n", NAMESPACE, "get", "pod", pod, "-o", "json"))["status"][
+            "initContainerStatuses"
+        ][0]["state"]["terminated"]
+        for pod in new
+    ]
+    started, finished = [r["startedAt"] for r in runs], [r["finishedAt"] for r in runs]
+    print(f"migrate runs: started {sorted(started)}, finished {sorted(finished)}")
+    assert max(started) < min(finished), f"the runs did not overlap: {runs}"
     applied = {pod: applied_by(kube, pod) for pod in new}
     print(f"applied per pod: {applied}")
     assert sorted(v for versions in applied.values() for v in versions) == MIGRATIONS, applied
