@@ -6,6 +6,7 @@ tables: run it on the `make k8s-up` cluster only."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -43,16 +44,18 @@ def test_three_pods_started_together_migrate_once(kube: LocalCluster) -> None:
         1,
     )
     new = [p.name for p in kube.ready_backends() if p.name not in old]
-    # They really ran at once: every migrate container started before the first one finished.
+    # Started together: the three migrate containers within 2 s of each other (the API's times
+    # have 1 s resolution; a quiet machine runs both migrations in under a second, so an
+    # overlap of the runs themselves cannot be shown with them).
     runs = [
         json.loads(kube.kubectl("-n", NAMESPACE, "get", "pod", pod, "-o", "json"))["status"][
             "initContainerStatuses"
         ][0]["state"]["terminated"]
         for pod in new
     ]
-    started, finished = [r["startedAt"] for r in runs], [r["finishedAt"] for r in runs]
-    print(f"migrate runs: started {sorted(started)}, finished {sorted(finished)}")
-    assert max(started) < min(finished), f"the runs did not overlap: {runs}"
+    started = sorted(datetime.fromisoformat(r["startedAt"]) for r in runs)
+    print(f"migrate runs: {[(r['startedAt'], r['finishedAt']) for r in runs]}")
+    assert (started[-1] - started[0]).total_seconds() <= 2, f"not started together: {runs}"
     applied = {pod: applied_by(kube, pod) for pod in new}
     print(f"applied per pod: {applied}")
     assert sorted(v for versions in applied.values() for v in versions) == MIGRATIONS, applied
