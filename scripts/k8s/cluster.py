@@ -444,7 +444,7 @@ def up() -> None:
     log(f"cluster up in {time.monotonic() - t0:.1f} s; versions {versions['K8S_VERSION']}")
     print(f"export KUBECONFIG={STATE / 'kubeconfig'}")
     print(
-        f"ingress: curl -H 'Host: jackcwf.localtest.me' http://127.0.0.1:{INGRESS_PORT}/api/v1/whoami"
+        f"ingress: http://127.0.0.1:{INGRESS_PORT}/api/ (bearer token: k8s/overlays/dev/secrets/api_tokens)"
     )
 
 
