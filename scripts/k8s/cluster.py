@@ -68,6 +68,7 @@ INFRA_LABEL = "compose-ha/infra"
 BACKEND_IMAGES = ("compose-ha/web:latest",)
 INFRA_IMAGES = ("compose-ha/postgres:15", "compose-ha/traefik:3.7.15")
 PG_VOLUME = "/var/lib/k8sn-volumes/postgres"
+REPO_TOKENS = "k8s/overlays/dev/secrets/api_tokens"
 SERVICEMONITOR_CRD = REPO / "tests/k8s/data/crds/monitoring.coreos.com_servicemonitors.yaml"
 
 
@@ -443,9 +444,7 @@ def up() -> None:
         kubectl("-n", ns, "rollout", "status", f"{kind}/{name}", "--timeout=300s")
     log(f"cluster up in {time.monotonic() - t0:.1f} s; versions {versions['K8S_VERSION']}")
     print(f"export KUBECONFIG={STATE / 'kubeconfig'}")
-    print(
-        f"ingress: http://127.0.0.1:{INGRESS_PORT}/api/ (bearer token: k8s/overlays/dev/secrets/api_tokens)"
-    )
+    print(f"ingress: http://127.0.0.1:{INGRESS_PORT}/api/ (token: {REPO_TOKENS})")
 
 
 def down(restore: bool = True) -> None:
