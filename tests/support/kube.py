@@ -24,7 +24,7 @@ import cluster  # noqa: E402  (scripts/k8s, path set above)
 NAMESPACE = "jackcwf-dev"
 DEPLOYMENT = "jackcwf-backend"
 BACKEND_SELECTOR = "app.kubernetes.io/name=jackcwf-backend"
-TOKENS = REPO / "k8s/overlays/dev/secrets/api_tokens"
+TOKENS = REPO / cluster.REPO_TOKENS
 
 
 @dataclass(frozen=True)
