@@ -32,13 +32,13 @@ from pathlib import Path
 
 import node_image
 from control_plane import (
-    _cert,
     cache_dir,
     kubectl_path,
     read_versions,
     wait_for,
     write_kubeconfig,
 )
+from node_config import CLUSTER_CIDR, cni_config, write_node_config
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -49,8 +49,6 @@ CONTROL_PLANE = f"{PREFIX}-control-plane"
 NODE_COUNT = 3
 API_PORT = int(os.environ.get("K8SN_API_PORT", "16443"))
 INGRESS_PORT = int(os.environ.get("K8SN_INGRESS_PORT", "18080"))
-CLUSTER_CIDR = "10.244.0.0/16"
-CLUSTER_DNS = "10.0.0.10"
 STATE = Path(os.environ.get("K8SN_STATE_DIR", "/tmp/k8sn-cluster"))
 # kubelet's kernel tunables (pkg/kubelet/cm: setupKernelTunables): global, so a node container
 # changes them on the host. Recorded before, restored by `down`.
@@ -150,106 +148,6 @@ def restore_sysctls() -> None:
         run("sysctl", "-qw", f"{name}={value}")
     record.unlink()
     log(f"host sysctls restored: {values}")
-
-
-# --- configuration files ------------------------------------------------------------------------
-def kubelet_config() -> dict:
-    return {
-        "apiVersion": "kubelet.config.k8s.io/v1beta1",
-        "kind": "KubeletConfiguration",
-        # The host is cgroup v1 without systemd (KUBERNETES.md): kubelet 1.37 refuses v1 unless
-        # told, and the cgroupfs driver matches containerd's runc options.
-        "failCgroupV1": False,
-        "cgroupDriver": "cgroupfs",
-        # Pods under /kubelet of the node container's own cgroup (kind: cgroup-root).
-        "cgroupRoot": "/kubelet",
-        "containerRuntimeEndpoint": "unix:///run/containerd/containerd.sock",
-        "authentication": {
-            "anonymous": {"enabled": False},
-            "webhook": {"enabled": True},
-            "x509": {"clientCAFile": "/etc/kubernetes/ca.crt"},
-        },
-        "authorization": {"mode": "Webhook"},
-        "clusterDNS": [CLUSTER_DNS],
-        "clusterDomain": "cluster.local",
-        "failSwapOn": False,
-        # kind's settings: the nodes share the host's disk; no eviction or image GC because
-        # of the other nodes' usage (the images are imported once and cannot be pulled again).
-        "evictionHard": {
-            "imagefs.available": "0%",
-            "nodefs.available": "0%",
-            "nodefs.inodesFree": "0%",
-        },
-        "imageGCHighThresholdPercent": 100,
-        # Faster node-status updates than the 10 s default do not change what the tests
-        # measure; the defaults stay (node-monitor-grace-period is the controller's).
-    }
-
-
-def kube_proxy_config(node: Node) -> dict:
-    return {
-        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
-        "kind": "KubeProxyConfiguration",
-        "clientConnection": {"kubeconfig": "/etc/kubernetes/kube-proxy.kubeconfig"},
-        "mode": "iptables",
-        "clusterCIDR": CLUSTER_CIDR,
-        "hostnameOverride": node.name,
-        # Zero: do not write the conntrack sysctls, which are the host's (kind does the same).
-        "conntrack": {
-            "maxPerCore": 0,
-            "tcpEstablishedTimeout": "0s",
-            "tcpCloseWaitTimeout": "0s",
-        },
-    }
-
-
-def write_node_config(node: Node, pki: Path) -> None:
-    """Certificates, kubeconfigs and component configs of one node, mounted at /etc/kubernetes."""
-    d = node.config_dir
-    d.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(pki / "ca.crt", d / "ca.crt")
-    client = "extendedKeyUsage=clientAuth\nkeyUsage=digitalSignature\n"
-    # The Node authorizer's identity: system:node:<name> in system:nodes.
-    _cert(pki, f"kubelet-{node.name}", "ca", f"/O=system:nodes/CN=system:node:{node.name}", client)
-    # The built-in system:node-proxier binding names the user system:kube-proxy.
-    if not (pki / "kube-proxy.crt").exists():
-        _cert(pki, "kube-proxy", "ca", "/CN=system:kube-proxy", client)
-    for src, dst in ((f"kubelet-{node.name}", "kubelet"), ("kube-proxy", "kube-proxy")):
-        for ext in ("crt", "key"):
-            shutil.copy2(pki / f"{src}.{ext}", d / f"{dst}.{ext}")
-        # Paths as the node sees them; the API server by its fixed address on the network.
-        write_kubeconfig(
-            d / f"{dst}.kubeconfig", Path("/etc/kubernetes"), 6443, address(2), user=dst
-        )
-    (d / "kubelet.yaml").write_text(json.dumps(kubelet_config(), indent=2))
-    (d / "kube-proxy.yaml").write_text(json.dumps(kube_proxy_config(node), indent=2))
-    (d / "node-ip").write_text(node.ip)
-    (d / "cluster-cidr").write_text(CLUSTER_CIDR)
-
-
-def cni_config(pod_cidr: str) -> str:
-    """ptp + host-local (kindnetd's CNI config) and portmap for the ingress's hostPort."""
-    return json.dumps(
-        {
-            "cniVersion": "0.4.0",
-            "name": "k8sn",
-            "plugins": [
-                {
-                    "type": "ptp",
-                    "ipMasq": False,
-                    "ipam": {
-                        "type": "host-local",
-                        "dataDir": "/run/cni-ipam-state",
-                        "routes": [{"dst": "0.0.0.0/0"}],
-                        "ranges": [[{"subnet": pod_cidr}]],
-                    },
-                    "mtu": 1500,
-                },
-                {"type": "portmap", "capabilities": {"portMappings": True}},
-            ],
-        },
-        indent=2,
-    )
 
 
 # --- containers ---------------------------------------------------------------------------------
@@ -399,7 +297,7 @@ def up() -> None:
     pki = STATE / "control-plane" / "pki"
     log(f"control plane ready at {time.monotonic() - t0:.1f} s")
     for node in NODES:
-        write_node_config(node, pki)
+        write_node_config(node.config_dir, node.name, node.ip, address(2), pki)
         start_node(node, images["node"])
     for node in NODES:
         tags = [images["pause"], *BACKEND_IMAGES]
