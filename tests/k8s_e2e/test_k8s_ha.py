@@ -50,7 +50,12 @@ def assert_shape(result: LoadResult, duration_s: float) -> None:
 
 def assert_nothing_failed(result: LoadResult, check: WriteCheck) -> None:
     summary = result.summary()
-    assert summary.failed == 0, f"{summary.failed} of {summary.total} failed: {failures(result)}"
+    # The generator's send lag says whether the host itself was starved (measured: beside the
+    # Compose chaos suite, p50 140-265 ms, and the backend's pool deadline answered 503s).
+    assert summary.failed == 0, (
+        f"{summary.failed} of {summary.total} failed ({summary.failures_by_kind}; load "
+        f"generator send lag {summary.send_lag_ms}): {failures(result)}"
+    )
     assert not check.lost, f"acknowledged writes lost: {check.lost[:10]}"
     assert not check.duplicated, f"writes stored twice: {check.duplicated}"
     assert check.acknowledged > 0, "no write was acknowledged: the check proves nothing"
