@@ -20,7 +20,7 @@ PYTEST_ARGS ?=
 
 .PHONY: help bootstrap venv secrets airgap-images build up up-ha down clean ps logs \
         status scale rollout verify audit chaos bench bench-docs lint test test-unit \
-        k8s-binaries k8s-check test-slow
+        k8s-binaries k8s-check test-slow k8s-up k8s-down k8s-status k8s-e2e
 
 help: ## list the verbs
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -98,7 +98,7 @@ bench-docs: venv ## docs/benchmarks.md from docs/bench/latest.json (RESULT=resul
 lint: venv ## ruff and hadolint
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
-	@$(VENV)/bin/hadolint backend/Dockerfile compose/*/Dockerfile compose/airgap/*/Dockerfile
+	@$(VENV)/bin/hadolint backend/Dockerfile compose/*/Dockerfile compose/airgap/*/Dockerfile scripts/k8s/node-image/Dockerfile
 
 test-unit: venv ## fast tests, no Docker
 	@$(PYTEST) tests/unit $(PYTEST_ARGS)
@@ -120,3 +120,16 @@ k8s-binaries: ## build etcd, kube-apiserver & co. from Go modules once (cache: ~
 k8s-check: venv k8s-binaries ## k8s/ manifests: offline checks, then a real local control plane (kwok nodes)
 	@$(PYTEST) tests/unit/test_k8s_manifests.py tests/unit/test_k8s_hpa_replay.py tests/k8s \
 	  -m "not slow" $(PYTEST_ARGS)
+
+# A real cluster: three node containers (kind's design) running the backend's pods, scripts/k8s/cluster.py.
+k8s-up: venv ## real 3-node cluster in k8sn-* containers: PostgreSQL, backend, Traefik on 127.0.0.1:18080
+	@$(VENV)/bin/python scripts/k8s/cluster.py up
+
+k8s-down: venv ## remove the k8sn-* cluster and restore the host sysctls kubelet changed
+	@$(VENV)/bin/python scripts/k8s/cluster.py down
+
+k8s-status: venv ## the k8sn-* containers, nodes and pods
+	@$(VENV)/bin/python scripts/k8s/cluster.py status
+
+k8s-e2e: venv ## HA tests under load on the real cluster (make k8s-up first)
+	@$(PYTEST) tests/k8s_e2e $(PYTEST_ARGS)

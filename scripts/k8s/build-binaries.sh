@@ -95,7 +95,7 @@ k8s_wrapper() {
 	} >"$w/go.mod"
 	(cd "$w" && run go get -tool k8s.io/kubernetes/cmd/kube-apiserver \
 		k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler \
-		k8s.io/kubernetes/cmd/kubelet >&2)
+		k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy >&2)
 	touch "$w/.ready"
 	echo "$w"
 }
@@ -104,6 +104,9 @@ k8s_build() {
 	local bin=$1 dir=kubernetes-$K8S_VERSION w start minor
 	have "$dir" "$bin" && { log "$bin: cached ($CACHE/$dir)"; return; }
 	w=$(k8s_wrapper)
+	# A wrapper prepared by an older version of this script may lack this command's tool line.
+	grep -q "k8s.io/kubernetes/cmd/$bin\$" "$w/go.mod" ||
+		(cd "$w" && run go get -tool "k8s.io/kubernetes/cmd/$bin")
 	minor=${K8S_VERSION#v1.}
 	minor=${minor%%.*}
 	log "$bin: building k8s.io/kubernetes/cmd/$bin $K8S_VERSION"
@@ -149,5 +152,11 @@ go_install "kwok-$KWOK_VERSION" kwok "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
 kwok_config
 go_install "metrics-server-$METRICS_SERVER_VERSION" metrics-server \
 	"sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION"
-if [ "${K8S_BUILD_KUBELET:-0}" = 1 ]; then k8s_build kubelet; fi
+# The node binaries (make k8s-up's real nodes, scripts/k8s/cluster.py) only when asked: the kwok
+# tests do not need them.
+if [ "${K8S_BUILD_NODE:-0}" = 1 ]; then
+	k8s_build kubelet
+	k8s_build kube-proxy
+	go_install "coredns-$COREDNS_VERSION" coredns "github.com/coredns/coredns@$COREDNS_VERSION"
+fi
 log "all binaries ready in $CACHE ($(($(date +%s) - total)) s)"

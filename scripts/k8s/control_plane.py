@@ -187,9 +187,10 @@ def _cert(pki: Path, name: str, ca: str, subject: str, ext: str) -> None:
     )  # fmt: skip
 
 
-def make_pki(pki: Path) -> None:
+def make_pki(pki: Path, extra_sans: Sequence[str] = ()) -> None:
     """A cluster CA (serving certs, the admin client), a front-proxy CA (the aggregation layer
-    that fronts metrics-server) and the service-account key pair."""
+    that fronts metrics-server) and the service-account key pair. `extra_sans`: the names and
+    addresses real nodes reach the API server by (scripts/k8s/cluster.py)."""
     pki.mkdir(parents=True)
     _ca(pki, "ca")
     _ca(pki, "front-proxy-ca")
@@ -197,6 +198,8 @@ def make_pki(pki: Path) -> None:
         "IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,"
         "DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
     )
+    for san in extra_sans:
+        sans += f",IP:{san}" if san.replace(".", "").isdigit() else f",DNS:{san}"
     _cert(
         pki, "serving", "ca", "/CN=kube-apiserver",
         f"subjectAltName={sans}\nextendedKeyUsage=serverAuth\nkeyUsage=digitalSignature\n",
@@ -208,7 +211,10 @@ def make_pki(pki: Path) -> None:
     _openssl("pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=pki)
 
 
-def write_kubeconfig(path: Path, pki: Path, port: int) -> None:
+def write_kubeconfig(
+    path: Path, pki: Path, port: int, server: str = "127.0.0.1", user: str = "admin"
+) -> None:
+    """A kubeconfig for https://server:port with the client certificate pki/<user>.crt."""
     config = {
         "apiVersion": "v1",
         "kind": "Config",
@@ -216,7 +222,7 @@ def write_kubeconfig(path: Path, pki: Path, port: int) -> None:
             {
                 "name": "local",
                 "cluster": {
-                    "server": f"https://127.0.0.1:{port}",
+                    "server": f"https://{server}:{port}",
                     "certificate-authority": str(pki / "ca.crt"),
                 },
             }
@@ -225,8 +231,8 @@ def write_kubeconfig(path: Path, pki: Path, port: int) -> None:
             {
                 "name": "admin",
                 "user": {
-                    "client-certificate": str(pki / "admin.crt"),
-                    "client-key": str(pki / "admin.key"),
+                    "client-certificate": str(pki / f"{user}.crt"),
+                    "client-key": str(pki / f"{user}.key"),
                 },
             }
         ],
@@ -246,10 +252,21 @@ class Component:
 
 @dataclass
 class ControlPlane:
-    """etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok and metrics-server."""
+    """etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok and metrics-server.
+
+    For real nodes (scripts/k8s/cluster.py runs this in a container): `kwok=False`, the API
+    server on `bind_address`:`apiserver_port` behind `advertise_address` (the `kubernetes`
+    Service's endpoint, so pods reach the API), and node pod CIDRs allocated from
+    `cluster_cidr`."""
 
     binaries: Binaries
     nodes: int = 3
+    kwok: bool = True
+    bind_address: str = "127.0.0.1"
+    apiserver_port: int | None = None
+    advertise_address: str | None = None
+    extra_sans: tuple[str, ...] = ()
+    cluster_cidr: str | None = None
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="h-k8s-cluster-")))
     components: list[Component] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
@@ -302,16 +319,19 @@ class ControlPlane:
     # -- start
     def start(self) -> ControlPlane:
         t0 = time.monotonic()
-        make_pki(self.pki)
+        make_pki(self.pki, self.extra_sans)
         for name in ("etcd", "etcd-peer", "apiserver", "controller-manager", "scheduler", "kwok"):
             self.ports[name] = free_port()
+        if self.apiserver_port:
+            self.ports["apiserver"] = self.apiserver_port
         self.ports["metrics-server"] = free_port()
         write_kubeconfig(self.kubeconfig, self.pki, self.ports["apiserver"])
         self._start_etcd()
         self._start_apiserver()
         self.timings["apiserver_ready_s"] = time.monotonic() - t0
         self._start_controllers()
-        self._start_kwok()
+        if self.kwok:
+            self._start_kwok()
         self._start_metrics_server()
         self.timings["start_s"] = time.monotonic() - t0
         return self
@@ -348,8 +368,8 @@ class ControlPlane:
             [
                 str(self.binaries.kube_apiserver),
                 f"--etcd-servers=http://127.0.0.1:{self.ports['etcd']}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
+                f"--bind-address={self.bind_address}",
+                f"--advertise-address={self.advertise_address or '127.0.0.1'}",
                 f"--secure-port={self.ports['apiserver']}",
                 f"--cert-dir={p}",
                 f"--tls-cert-file={p / 'serving.crt'}",
@@ -357,7 +377,12 @@ class ControlPlane:
                 f"--client-ca-file={p / 'ca.crt'}",
                 "--authorization-mode=Node,RBAC",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
-                "--endpoint-reconciler-type=none",
+                # With an address pods can reach, the `kubernetes` Service gets it as endpoint.
+                f"--endpoint-reconciler-type={'lease' if self.advertise_address else 'none'}",
+                # kubectl logs/exec and metrics-server's scrapes reach kubelets as admin.
+                f"--kubelet-client-certificate={p / 'admin.crt'}",
+                f"--kubelet-client-key={p / 'admin.key'}",
+                "--kubelet-preferred-address-types=InternalIP",
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
                 f"--service-account-key-file={p / 'sa.pub'}",
                 f"--service-account-signing-key-file={p / 'sa.key'}",
@@ -404,6 +429,11 @@ class ControlPlane:
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
                 "--controllers=*",
                 "--use-service-account-credentials=false",
+                *(
+                    [f"--cluster-cidr={self.cluster_cidr}", "--allocate-node-cidrs=true"]
+                    if self.cluster_cidr
+                    else []
+                ),
                 # The HPA's defaults, stated: a decision every 15 s (the diagrams' period).
                 "--horizontal-pod-autoscaler-sync-period=15s",
             ],
@@ -589,8 +619,10 @@ def metrics_apiservice(port: int) -> dict:
 
 
 @contextlib.contextmanager
-def running(binaries: Binaries | None = None, nodes: int = 3) -> Iterator[ControlPlane]:
-    plane = ControlPlane(binaries or Binaries.from_cache(), nodes=nodes)
+def running(
+    binaries: Binaries | None = None, nodes: int = 3, **options: object
+) -> Iterator[ControlPlane]:
+    plane = ControlPlane(binaries or Binaries.from_cache(), nodes=nodes, **options)  # type: ignore[arg-type]
     try:
         yield plane.start()
     finally:
@@ -600,7 +632,14 @@ def running(binaries: Binaries | None = None, nodes: int = 3) -> Iterator[Contro
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="start and wait for Ctrl-C")
+    up = sub.add_parser("up", help="start and wait for Ctrl-C")
+    up.add_argument("--workdir", type=Path, help="keep PKI, kubeconfig and logs here")
+    up.add_argument("--no-kwok", action="store_true", help="real nodes join (cluster.py)")
+    up.add_argument("--bind-address", default="127.0.0.1")
+    up.add_argument("--apiserver-port", type=int)
+    up.add_argument("--advertise-address")
+    up.add_argument("--san", action="append", default=[], help="extra serving-cert name/IP")
+    up.add_argument("--cluster-cidr", help="allocate node pod CIDRs from this range")
     run = sub.add_parser("run", help="start, run a command with KUBECONFIG set, stop")
     run.add_argument("argv", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
@@ -609,7 +648,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise KeyboardInterrupt  # SIGTERM stops the cluster as Ctrl-C does
 
     signal.signal(signal.SIGTERM, interrupted)
-    with running() as plane:
+    options = {}
+    if args.command == "up":
+        options = {
+            "kwok": not args.no_kwok,
+            "bind_address": args.bind_address,
+            "apiserver_port": args.apiserver_port,
+            "advertise_address": args.advertise_address,
+            "extra_sans": tuple(args.san),
+            "cluster_cidr": args.cluster_cidr,
+        }
+        if args.workdir:
+            args.workdir.mkdir(parents=True, exist_ok=True)
+            options["workdir"] = args.workdir
+    with running(**options) as plane:
         print(f"control plane up in {plane.timings['start_s']:.1f} s", flush=True)
         print(f"export KUBECONFIG={plane.kubeconfig}", flush=True)
         if args.command == "run":

@@ -5,14 +5,27 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from typing import Protocol
 
 from hactl.loadgen.generator import LoadConfig, LoadGenerator, LoadResult, WorkloadMix
-from hactl.loadgen.write_check import WriteCheck, check_write_set, fetch_stored_writes
+from hactl.loadgen.write_check import WriteCheck, check_write_set
 from hactl.waiting import WaitAbortedError
-from tests.support.stack import Stack, wait_for
+from tests.support.stack import wait_for
 
 # GETs and idempotent POSTs, as the HA and chaos tests ask for.
 GETS_AND_WRITES = WorkloadMix(whoami=0.6, write=0.3, read=0.1)
+
+
+class LoadTarget(Protocol):
+    """What the load needs of a deployment: the Compose Stack, the k8s cluster (tests/k8s_e2e)."""
+
+    @property
+    def base_url(self) -> str: ...
+
+    @property
+    def api_token(self) -> str: ...
+
+    def stored_writes(self, run_id: str) -> dict[str, list[str]]: ...
 
 
 class BackgroundLoad:
@@ -20,7 +33,7 @@ class BackgroundLoad:
 
     def __init__(
         self,
-        stack: Stack,
+        stack: LoadTarget,
         rate: float,
         duration_s: float,
         mix: WorkloadMix = GETS_AND_WRITES,
@@ -85,8 +98,7 @@ class BackgroundLoad:
         return self._result
 
     def write_check(self) -> WriteCheck:
-        postgres = self.stack.containers("postgres")[0]
-        stored = fetch_stored_writes(self.stack.docker, postgres, self.generator.config.run_id)
+        stored = self.stack.stored_writes(self.generator.config.run_id)
         return check_write_set(self.result().records, stored)
 
 

@@ -18,6 +18,7 @@ import httpx
 from python_on_whales import Container, DockerClient
 from python_on_whales.exceptions import NoSuchContainer
 
+from hactl.loadgen.write_check import fetch_stored_writes
 from hactl.stack.endpoints import free_port
 from hactl.waiting import WaitAbortedError, WaitFailedError, wait_until
 from hactl.waiting import wait_for as hactl_wait_for
@@ -176,6 +177,10 @@ class Stack:
             for c in self.docker.compose.ps(services=[service], all=all_states)
             if c.config.labels.get("com.docker.compose.service") == service
         ]
+
+    def stored_writes(self, run_id: str) -> dict[str, list[str]]:
+        """The run's chat writes as PostgreSQL holds them (for the write-set check)."""
+        return fetch_stored_writes(self.docker, self.containers("postgres")[0], run_id)
 
     def container_ip(self, container: Container) -> str:
         container.reload()
