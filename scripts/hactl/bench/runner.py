@@ -260,17 +260,26 @@ def _idle_at(running: RunningStack, n: int, window_s: float) -> IdleCpu:
     return idle
 
 
+@dataclass(frozen=True)
+class _WrkSession:
+    """What every wrk run of one bench shares: the stack, the settings, the wrk image, the token,
+    the run id (names of the wrk containers) and the conversations the chat POSTs write to."""
+
+    running: RunningStack
+    config: BenchConfig
+    image: str
+    token: str
+    run_id: str
+    conversations: list[str]
+
+
 def _throughput_at(
-    running: RunningStack,
-    config: BenchConfig,
+    session: _WrkSession,
     n: int,
     with_direct: bool,
-    image: str,
-    token: str,
-    run_id: str,
-    conversations: list[str],
     memory_readings: list[dict[str, Any]] | None,
 ) -> list[WrkResult]:
+    running, config = session.running, session.config
     docker = running.docker
     names = _replica_names(running)
     with contextlib.ExitStack() as stack:
@@ -278,27 +287,21 @@ def _throughput_at(
         if config.plain:
             urls = [_direct_url(running, name) for name in names]
             plain_url = stack.enter_context(
-                plain_traefik(docker, running.project, urls, token, config.timeout_s)
+                plain_traefik(docker, running.project, urls, session.token, config.timeout_s)
             )
             targets.insert(0, ("plain", plain_url))
         if with_direct:
             targets.insert(0, ("direct", _direct_url(running, names[0])))
-        return _wrk_runs(
-            running, config, n, targets, image, token, run_id, conversations, memory_readings
-        )
+        return _wrk_runs(session, n, targets, memory_readings)
 
 
 def _wrk_runs(
-    running: RunningStack,
-    config: BenchConfig,
+    session: _WrkSession,
     n: int,
     targets: list[tuple[str, str]],
-    image: str,
-    token: str,
-    run_id: str,
-    conversations: list[str],
     memory_readings: list[dict[str, Any]] | None,
 ) -> list[WrkResult]:
+    running, config = session.running, session.config
     docker = running.docker
     names = _replica_names(running)
     network = f"{running.project}_backend"
@@ -321,7 +324,15 @@ def _wrk_runs(
                         sampler = during.enter_context(
                             _DuringLoad(docker, names, traefik, config.duration_s * 0.4, memory)
                         )
-                    run = run_wrk(docker, image, network, spec, token, run_id, conversations)
+                    run = run_wrk(
+                        docker,
+                        session.image,
+                        network,
+                        spec,
+                        session.token,
+                        session.run_id,
+                        session.conversations,
+                    )
                 if sampler is not None:
                     run.stack_cpu_percent = sampler.cpu_percent
                     if memory_readings is not None:
@@ -421,6 +432,7 @@ def run_bench(stack: Stack, config: BenchConfig, out_dir: Path) -> BenchOutcome:
     result["versions"] = collect_versions(running, wrk_image)
     idle = sample_memory(docker, _replica_names(running))
     conversations = create_conversations(endpoints, config.conversations)
+    session = _WrkSession(running, config, wrk_image, endpoints.api_token, run_id, conversations)
     runs: list[WrkResult] = []
     idle_windows: list[IdleCpu] = []
     scales: list[dict[str, Any]] = []
@@ -439,15 +451,7 @@ def run_bench(stack: Stack, config: BenchConfig, out_dir: Path) -> BenchOutcome:
             if config.idle_window_s > 0:
                 idle_windows.append(_idle_at(running, n, config.idle_window_s))
             runs += _throughput_at(
-                running,
-                config,
-                n,
-                n == counts[0],
-                wrk_image,
-                endpoints.api_token,
-                run_id,
-                conversations,
-                under_load if n == memory_n else None,
+                session, n, n == counts[0], under_load if n == memory_n else None
             )
         if current != 3:
             current = None
