@@ -14,7 +14,7 @@ from app.metrics import IN_FLIGHT
 
 access_log = logging.getLogger("app.access")
 # Probes hit every replica several times a second (Traefik and Docker): keep them out of the
-# INFO access log.
+# INFO access log and out of the request metrics (main.py).
 QUIET_PATHS = frozenset({"/healthz", "/readyz", "/readyz/routing", "/metrics"})
 
 
