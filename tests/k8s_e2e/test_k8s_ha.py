@@ -187,6 +187,9 @@ def test_stop_a_node_container_replaces_its_pods(kube: LocalCluster) -> None:
             "min_ready": watch.minimum(),
             "requests": summary.total,
             "failed": summary.failed,
+            "failures_by_kind": summary.failures_by_kind,
+            "latency_ms": summary.latency_ms,
+            "send_lag_ms": summary.send_lag_ms,
             **check.to_json(),
         },
     )
