@@ -167,8 +167,7 @@ def test_replica_fault_fails_no_request_of_a_pinned_browser_or_a_cookieless_clie
 
 
 # --- the load balancer: two Traefik instances sharing the published ports (issue 16) -------------
-# The same load as the replica faults: 150 requests/s with writes, a browser and cookie-less
-# clients, as issue 16 asks.
+# The same RATE, mix and clients as the replica faults, as issue 16 asks.
 
 
 @pytest.mark.parametrize(
