@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,6 +15,8 @@ import asyncpg
 
 from app.outage import OutageGate
 from app.settings import Settings
+
+log = logging.getLogger("app.db")
 
 # Errors meaning "the database is not available right now" (mapped to 503 + Retry-After).
 UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
@@ -85,6 +88,20 @@ def request_time_left() -> float | None:
     return max(0.05, deadline - time.monotonic())
 
 
+class PooledConnection(asyncpg.Connection):
+    """A connection that knows how long it has sat idle in the pool."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self._returned_at = time.monotonic()
+
+    def mark_returned(self) -> None:
+        self._returned_at = time.monotonic()
+
+    def idle_s(self) -> float:
+        return time.monotonic() - self._returned_at
+
+
 class Database:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
@@ -102,6 +119,7 @@ class Database:
             command_timeout=self._settings.db_command_timeout,
             max_inactive_connection_lifetime=60.0,
             server_settings=self._server_settings(),
+            connection_class=PooledConnection,
         )
 
     def _server_settings(self) -> dict[str, str]:
@@ -160,9 +178,7 @@ class Database:
     @asynccontextmanager
     async def _connection(self, timeout: float | None) -> AsyncIterator[asyncpg.Connection]:
         try:
-            conn = await self.pool.acquire(  # type: ignore[union-attr]
-                timeout=timeout or self._settings.db_acquire_timeout
-            )
+            conn = await self._acquire(timeout or self._settings.db_acquire_timeout)
         except UNAVAILABLE_ERRORS as exc:
             self._note_failure(exc)
             raise DatabaseUnavailable(f"database unavailable: {exc.__class__.__name__}") from exc
@@ -185,6 +201,42 @@ class Database:
         else:
             await self._release(conn)
 
+    async def _acquire(self, timeout: float) -> asyncpg.Connection:
+        """A pooled connection, checked first if it sat idle long enough to be dead unnoticed.
+
+        A replica cut off from the network longer than the server's keepalives (about 11 s)
+        comes back with pooled sessions that PostgreSQL has dropped without a word reaching it
+        (no FIN got through); the first statement on one meets a reset, and the request would
+        answer 503. Such a connection is found by one round trip before any statement of the
+        request is sent, so replacing it is safe for every request, writes included; the other
+        idle ones are as old, so the whole pool is renewed. Connections in steady use are
+        never checked (a busy pool hands them out within milliseconds)."""
+        conn = await self.pool.acquire(timeout=timeout)  # type: ignore[union-attr]
+        idle_s = conn.idle_s()
+        if idle_s < self._settings.db_check_idle_after_s:
+            return conn
+        try:
+            await conn.execute("SELECT 1", timeout=self._check_timeout())
+        except (asyncio.CancelledError, *UNAVAILABLE_ERRORS) as exc:
+            with contextlib.suppress(asyncpg.InterfaceError):
+                conn.terminate()
+            await self._release(conn)
+            if isinstance(exc, asyncio.CancelledError | TimeoutError):
+                raise  # a slow server is not a dead connection: the caller's policy applies
+            log.warning(
+                "pooled connection dead after %.1f s idle; renewing the pool",
+                idle_s,
+                extra={"error": f"{exc.__class__.__name__}: {exc}"},
+            )
+            await self.pool.expire_connections()  # type: ignore[union-attr]
+            return await self.pool.acquire(timeout=timeout)  # type: ignore[union-attr]
+        return conn
+
+    def _check_timeout(self) -> float:
+        left = request_time_left()
+        bound = self._settings.db_connect_timeout
+        return bound if left is None else min(bound, left)
+
     def _note_failure(self, exc: BaseException) -> None:
         # TimeoutError is an OSError, but a timed-out acquire means a busy pool, not a lost server.
         if isinstance(exc, SERVER_GONE_ERRORS) and not isinstance(exc, TimeoutError):
@@ -193,6 +245,7 @@ class Database:
     async def _release(self, conn: asyncpg.Connection) -> None:
         # On failure asyncpg terminates the connection itself; nothing else to do.
         with contextlib.suppress(Exception):
+            conn.mark_returned()
             await self.pool.release(conn, timeout=1.0)  # type: ignore[union-attr]
 
     def pool_stats(self) -> tuple[int, int]:

@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     # Once a connection is refused or lost, requests answer 503 at once and a background probe
     # tries a fresh session this often; its first success ends the outage (app/outage.py).
     db_outage_probe_interval_s: float = Field(0.2, gt=0)
+    # A pooled connection idle this long gets one `SELECT 1` before a request uses it: a
+    # replica cut off from the network past PostgreSQL's keepalives (11 s) keeps sessions the
+    # server has silently dropped (app/db.py). Under load connections are never this idle.
+    db_check_idle_after_s: float = Field(2.0, ge=0)
     # PostgreSQL ends a session of ours that sits inside a transaction this long waiting for its
     # next command: a replica frozen or cut off mid-write would otherwise hold its locks (the
     # Idempotency-Key row) until its TCP connection dies, and the retry of that very write on

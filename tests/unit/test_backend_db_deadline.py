@@ -27,8 +27,25 @@ def test_inside_a_request_it_is_what_is_left(left_s: float, expected: float) -> 
 class FakeConnection:
     terminated = False
 
+    def __init__(self, idle_s: float = 0.0, ping_error: BaseException | None = None) -> None:
+        self._idle_s = idle_s
+        self.ping_error = ping_error
+        self.pings = 0
+
     def terminate(self) -> None:
         self.terminated = True
+
+    def idle_s(self) -> float:
+        return self._idle_s
+
+    def mark_returned(self) -> None:
+        self._idle_s = 0.0
+
+    async def execute(self, query: str, timeout: float) -> None:
+        assert query == "SELECT 1"
+        self.pings += 1
+        if self.ping_error is not None:
+            raise self.ping_error
 
 
 class OneConnectionPool:
@@ -99,3 +116,66 @@ async def test_the_wait_for_a_connection_is_cut_to_what_is_left_of_the_request()
         connection_deadline.reset(token)
     assert time.monotonic() - started < 0.5, "the acquire outlived the request's deadline"
     assert not db.gate.is_open, "a busy pool is not a lost server"
+
+
+class PoolOf(OneConnectionPool):
+    """Hands out the given connections in turn; records when the pool is renewed."""
+
+    def __init__(self, *conns: FakeConnection) -> None:
+        super().__init__()
+        self.conns = list(conns)
+        self.expired = 0
+
+    async def acquire(self, timeout: float) -> FakeConnection:
+        return self.conns.pop(0)
+
+    async def expire_connections(self) -> None:
+        self.expired += 1
+
+
+@pytest.mark.anyio
+async def test_a_connection_in_steady_use_is_not_checked() -> None:
+    conn = FakeConnection(idle_s=0.1, ping_error=AssertionError("must not be pinged"))
+    db = Database(Settings(db_check_idle_after_s=2.0))
+    db.pool = PoolOf(conn)  # type: ignore[assignment]
+    async with db.connection() as got:
+        assert got is conn
+
+
+@pytest.mark.anyio
+async def test_a_long_idle_connection_found_dead_renews_the_pool_and_the_request_goes_on() -> None:
+    # What a replica cut off past PostgreSQL's keepalives finds: the server dropped the session.
+    dead = FakeConnection(idle_s=30.0, ping_error=ConnectionResetError("reset by peer"))
+    fresh = FakeConnection()
+    db = Database(Settings(db_check_idle_after_s=2.0))
+    pool = PoolOf(dead, fresh)
+    db.pool = pool  # type: ignore[assignment]
+    async with db.connection() as got:
+        assert got is fresh
+    assert dead.terminated and dead.pings == 1
+    assert pool.expired == 1, "the other idle connections are as old: the pool is renewed"
+    assert not db.gate.is_open, "one dead session is not a database outage"
+
+
+@pytest.mark.anyio
+async def test_a_long_idle_connection_that_answers_is_used() -> None:
+    alive = FakeConnection(idle_s=30.0)
+    db = Database(Settings(db_check_idle_after_s=2.0))
+    pool = PoolOf(alive)
+    db.pool = pool  # type: ignore[assignment]
+    async with db.connection() as got:
+        assert got is alive
+    assert alive.pings == 1 and pool.expired == 0
+
+
+@pytest.mark.anyio
+async def test_a_check_that_times_out_is_a_busy_server_not_a_dead_connection() -> None:
+    slow = FakeConnection(idle_s=30.0, ping_error=TimeoutError())
+    db = Database(Settings(db_check_idle_after_s=2.0))
+    pool = PoolOf(slow)
+    db.pool = pool  # type: ignore[assignment]
+    with pytest.raises(DatabaseUnavailable):
+        async with db.connection():
+            pass
+    assert slow.terminated and pool.expired == 0
+    assert not db.gate.is_open
