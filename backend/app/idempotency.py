@@ -1,10 +1,20 @@
 """Idempotent writes: the same `Idempotency-Key` and body yield the stored response, once.
 
-The key row and the write share one transaction. A concurrent duplicate's
-`INSERT ... ON CONFLICT DO NOTHING` blocks on the primary key until the first transaction
-ends; if it committed, the duplicate reads and replays the stored response; if it rolled back
-(e.g. 404), the duplicate inserts and does the work itself. So nothing is stored twice and a
+The key row and the write share one transaction, and the key row is written **last**, with the
+response it stores, just before COMMIT. A concurrent duplicate does its own work, then its
+`INSERT ... ON CONFLICT DO NOTHING` of the key waits for the first transaction to end: if that
+committed, the duplicate rolls its work back and replays the stored response; if it rolled back
+(e.g. 404), the duplicate's key goes in and its work stands. So nothing is stored twice and a
 failed request stores nothing.
+
+Why last: a writer can be lost in the middle of its transaction (its replica frozen or cut off
+the network), and whatever it locked stays locked until PostgreSQL ends its session. Between
+two messages of one statement (asyncpg prepares a statement with Parse/Describe/Flush, then
+binds it) a session is neither idle in a transaction nor cancellable by `statement_timeout`:
+measured here, its locks were held until the server's keepalives dropped it, 11 s later, and
+every retry of that write on another replica waited on the key and answered 503. Written last,
+the key is locked only between its own INSERT and the COMMIT, where the session *is* idle in a
+transaction and `idle_in_transaction_session_timeout` (1.5 s) ends it.
 """
 
 from __future__ import annotations
@@ -65,6 +75,10 @@ def principal_id(token: str) -> str:
 Work = Callable[[Any], Awaitable[tuple[int, str]]]
 
 
+class _KeyTaken(Exception):
+    """Another request stored this key first: roll this one's work back."""
+
+
 async def run_once(
     conn: Any, principal: str, key: str | None, fingerprint: str, work: Work
 ) -> StoredResponse:
@@ -74,35 +88,42 @@ async def run_once(
         async with conn.transaction():
             status, body = await work(conn)
         return StoredResponse(status, body)
-    for _ in range(3):  # a duplicate whose leader rolled back inserts on the next round
-        async with conn.transaction():
-            inserted = await conn.fetchval(
-                "INSERT INTO idempotency_keys (principal, key, request_hash) VALUES ($1, $2, $3) "
-                "ON CONFLICT DO NOTHING RETURNING true",
-                principal,
-                key,
-                fingerprint,
-            )
-            if inserted:
+    for _ in range(3):  # the stored row can vanish between rounds (purged): do the work again
+        # A retry of a write already stored (the common duplicate) replays without working.
+        stored = await _stored(conn, principal, key, fingerprint)
+        if stored is not None:
+            return stored
+        try:
+            async with conn.transaction():
                 status, body = await work(conn)
-                await conn.execute(
-                    "UPDATE idempotency_keys SET status_code = $3, response_body = $4 "
-                    "WHERE principal = $1 AND key = $2",
+                inserted = await conn.fetchval(
+                    "INSERT INTO idempotency_keys "
+                    "(principal, key, request_hash, status_code, response_body) "
+                    "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING true",
                     principal,
                     key,
+                    fingerprint,
                     status,
                     body,
                 )
-                return StoredResponse(status, body)
-            row = await conn.fetchrow(
-                "SELECT request_hash, status_code, response_body FROM idempotency_keys "
-                "WHERE principal = $1 AND key = $2",
-                principal,
-                key,
-            )
-        if row is None:
-            continue
-        if row["request_hash"] != fingerprint:
-            raise IdempotencyConflict(key)
-        return StoredResponse(row["status_code"], row["response_body"], replayed=True)
+                if not inserted:
+                    raise _KeyTaken
+            return StoredResponse(status, body)
+        except _KeyTaken:
+            continue  # another request stored it first: the next round replays its response
     raise RuntimeError("idempotency key kept disappearing")
+
+
+async def _stored(conn: Any, principal: str, key: str, fingerprint: str) -> StoredResponse | None:
+    """The response stored under the key (committed), None when there is none."""
+    row = await conn.fetchrow(
+        "SELECT request_hash, status_code, response_body FROM idempotency_keys "
+        "WHERE principal = $1 AND key = $2",
+        principal,
+        key,
+    )
+    if row is None:
+        return None
+    if row["request_hash"] != fingerprint:
+        raise IdempotencyConflict(key)
+    return StoredResponse(row["status_code"], row["response_body"], replayed=True)
