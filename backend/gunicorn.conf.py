@@ -31,7 +31,8 @@ DRAIN_SECONDS = _env_float("DRAIN_SECONDS", 5.0)
 
 bind = os.environ.get("WEB_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("WEB_WORKERS", "2"))
-worker_class = "uvicorn_worker.UvicornWorker"
+# uvicorn's worker, sending each small response in one write (app/server.py).
+worker_class = "app.server.Worker"
 # After the drain: how long in-flight requests may take before workers are killed.
 # stop_grace_period in compose must exceed DRAIN_SECONDS + graceful_timeout.
 graceful_timeout = int(_env_float("GRACEFUL_TIMEOUT", 15))
