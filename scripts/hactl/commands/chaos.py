@@ -61,6 +61,9 @@ def chaos(
     out: Path | None = typer.Option(
         None, "--out", help="report directory [<project dir>/results/chaos]"
     ),
+    repeat: int = typer.Option(
+        1, "--repeat", help="run the scenarios this many times (a rare failure shows in a few)"
+    ),
 ) -> None:
     """Inject faults under steady load; report failed requests, lost/duplicated writes, time
     out of and back into rotation, p99 in the fault window (JSON + PNG in results/chaos/)."""
@@ -73,6 +76,9 @@ def chaos(
         raise InvalidInputError("need --rate > 0, --duration > 0, 0 <= --fault-at < --duration")
     if not 0 <= browser_clients < ChaosOptions.clients:
         raise InvalidInputError(f"--browser-clients must be 0..{ChaosOptions.clients - 1}")
+    if repeat < 1:
+        raise InvalidInputError("--repeat must be at least 1")
+    scenarios = scenarios * repeat
     stack = opts.stack()
     require_running(RunningStack.connect(stack))
     results_dir = out or stack.project_dir / RESULTS_DIR

@@ -27,6 +27,8 @@ runner = CliRunner()
             ["rollout", "--service", "traefik", "--image", "x:y", "--canary", "10,100"],
             "--canary and --abort-canary are for web",
         ),
+        (["chaos", "--scenario", "disconnect", "--repeat", "0"], "--repeat must be at least 1"),
+        (["chaos", "--scenario", "nope"], "nope"),
     ],
 )
 def test_bad_input_exits_2_with_a_message(
