@@ -44,6 +44,10 @@ SERVER_GONE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+# The idle connection check's bound: a local round trip takes about a millisecond.
+CHECK_TIMEOUT_S = 0.25
+
+
 class DatabaseUnavailable(Exception):
     """Raised when the pool cannot hand out a working connection in time."""
 
@@ -206,11 +210,12 @@ class Database:
 
         A replica cut off from the network longer than the server's keepalives (about 11 s)
         comes back with pooled sessions that PostgreSQL has dropped without a word reaching it
-        (no FIN got through); the first statement on one meets a reset, and the request would
-        answer 503. Such a connection is found by one round trip before any statement of the
-        request is sent, so replacing it is safe for every request, writes included; the other
-        idle ones are as old, so the whole pool is renewed. Connections in steady use are
-        never checked (a busy pool hands them out within milliseconds)."""
+        (no FIN got through); the first statement on one meets a reset, or no answer at all, and
+        the request would answer 503. Such a connection is found by one short round trip before
+        any statement of the request is sent, so replacing it is safe for every request, writes
+        included; the other idle ones are as old, so the whole pool is renewed rather than
+        checked one by one (each silent one would cost the check's timeout). Connections in
+        steady use are never checked (a busy pool hands them out within milliseconds)."""
         conn = await self.pool.acquire(timeout=timeout)  # type: ignore[union-attr]
         idle_s = conn.idle_s()
         if idle_s < self._settings.db_check_idle_after_s:
@@ -221,8 +226,10 @@ class Database:
             with contextlib.suppress(asyncpg.InterfaceError):
                 conn.terminate()
             await self._release(conn)
-            if isinstance(exc, asyncio.CancelledError | TimeoutError):
-                raise  # a slow server is not a dead connection: the caller's policy applies
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            # A timeout counts as dead too: a session the server dropped can stay silent (no
+            # reset came back in one run of four after a cut); a new connection says which.
             log.warning(
                 "pooled connection dead after %.1f s idle; renewing the pool",
                 idle_s,
@@ -234,8 +241,7 @@ class Database:
 
     def _check_timeout(self) -> float:
         left = request_time_left()
-        bound = self._settings.db_connect_timeout
-        return bound if left is None else min(bound, left)
+        return CHECK_TIMEOUT_S if left is None else min(CHECK_TIMEOUT_S, left)
 
     def _note_failure(self, exc: BaseException) -> None:
         # TimeoutError is an OSError, but a timed-out acquire means a busy pool, not a lost server.

@@ -54,8 +54,16 @@ async def conversation(db: Database) -> uuid.UUID:
     return conversation_id
 
 
-def message_work(conversation_id: uuid.UUID, content: str, stall: asyncio.Event | None) -> Any:
-    """A chat write: insert the message; with `stall`, stop mid-statement until it is set."""
+class Stall:
+    """Where writer A stops: `reached` once it is there, and it waits for `resume`."""
+
+    def __init__(self) -> None:
+        self.reached = asyncio.Event()
+        self.resume = asyncio.Event()
+
+
+def message_work(conversation_id: uuid.UUID, content: str, stall: Stall | None) -> Any:
+    """A chat write: insert the message; with `stall`, stop mid-statement until resumed."""
 
     async def work(conn: Any) -> tuple[int, str]:
         message_id = uuid.uuid4()
@@ -68,7 +76,8 @@ def message_work(conversation_id: uuid.UUID, content: str, stall: asyncio.Event 
         if stall is not None:
             # The next statement parsed, not bound: what a writer cut off here leaves behind.
             await conn.prepare(f"SELECT id FROM messages WHERE id = $1 -- {uuid.uuid4()}")
-            await stall.wait()
+            stall.reached.set()
+            await stall.resume.wait()
         return 201, json.dumps({"id": str(message_id), "content": content})
 
     return work
@@ -89,7 +98,7 @@ async def lost_writer_then_retry(settings: Settings) -> None:
         key = f"k-{uuid.uuid4()}"
         payload = {"content": content}
         fingerprint = request_fingerprint("POST", "/api/v1/messages", payload)
-        stall = asyncio.Event()
+        stall = Stall()
 
         async def writer_a() -> Any:
             async with db.connection() as conn:
@@ -98,8 +107,7 @@ async def lost_writer_then_retry(settings: Settings) -> None:
                 )
 
         a = asyncio.create_task(writer_a())
-        await asyncio.sleep(0.3)  # A has reached its stall (a local round trip is < 10 ms)
-        assert not a.done(), a
+        await asyncio.wait_for(stall.reached.wait(), 10)
         async with db.connection() as conn:
             async with asyncio.timeout(RETRY_BOUND_S):
                 b = await run_once(
@@ -108,7 +116,7 @@ async def lost_writer_then_retry(settings: Settings) -> None:
         assert b.status_code == 201 and not b.replayed, b
         assert await stored_copies(db, content) == 1
 
-        stall.set()  # A resumes: it must answer B's stored response, not store its own
+        stall.resume.set()  # A resumes: it must answer B's stored response, not store its own
         resumed = await asyncio.wait_for(a, 10)
         assert resumed.replayed and resumed.body == b.body, resumed
         assert await stored_copies(db, content) == 1

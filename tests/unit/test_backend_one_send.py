@@ -80,7 +80,7 @@ async def serve(
     async with asyncio.timeout(2):
         while protocol.cycle is None or not protocol.cycle.response_complete:
             await asyncio.sleep(0.001)
-    await asyncio.sleep(0.01)  # anything still held goes out at the next loop step
+    await asyncio.sleep(0)  # one loop step: a header block still held goes out in it
     return transport
 
 
