@@ -120,18 +120,14 @@ async def test_the_wait_for_a_connection_is_cut_to_what_is_left_of_the_request()
 
 
 class PoolOf(OneConnectionPool):
-    """Hands out the given connections in turn; records when the pool is renewed."""
+    """Hands out the given connections in turn."""
 
     def __init__(self, *conns: FakeConnection) -> None:
         super().__init__()
         self.conns = list(conns)
-        self.expired = 0
 
     async def acquire(self, timeout: float) -> FakeConnection:
         return self.conns.pop(0)
-
-    async def expire_connections(self) -> None:
-        self.expired += 1
 
 
 @pytest.mark.anyio
@@ -149,31 +145,52 @@ async def test_a_connection_in_steady_use_is_not_checked() -> None:
     [
         ConnectionResetError("reset by peer"),
         asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
-        TimeoutError(),  # a dropped session that stays silent
     ],
 )
-async def test_a_long_idle_connection_found_dead_renews_the_pool_and_the_request_goes_on(
+async def test_long_idle_connections_found_dead_are_replaced_and_the_request_goes_on(
     error: Exception,
 ) -> None:
-    # What a replica cut off past PostgreSQL's keepalives finds: the server dropped the session.
-    dead = FakeConnection(idle_s=30.0, ping_error=error)
+    # What a replica cut off past PostgreSQL's keepalives finds: the server dropped the sessions.
+    dead = [FakeConnection(idle_s=30.0, ping_error=error) for _ in "ab"]
     fresh = FakeConnection()
     db = Database(Settings(db_check_idle_after_s=2.0))
-    pool = PoolOf(dead, fresh)
-    db.pool = pool  # type: ignore[assignment]
+    db.pool = PoolOf(*dead, fresh)  # type: ignore[assignment]
     async with db.connection() as got:
         assert got is fresh
-    assert dead.terminated and dead.pings == 1
-    assert pool.expired == 1, "the other idle connections are as old: the pool is renewed"
-    assert not db.gate.is_open, "one dead session is not a database outage"
+    assert all(d.terminated and d.pings == 1 for d in dead)
+    assert fresh.pings == 0, "a fresh connection is used as it is"
+    assert not db.gate.is_open, "dead sessions are not a database outage"
+
+
+@pytest.mark.anyio
+async def test_a_pool_of_nothing_but_dead_connections_answers_503() -> None:
+    db = Database(Settings(db_check_idle_after_s=2.0, db_pool_max=2))
+    dead = [FakeConnection(idle_s=30.0, ping_error=ConnectionResetError("reset")) for _ in "abc"]
+    db.pool = PoolOf(*dead)  # type: ignore[assignment]
+    with pytest.raises(DatabaseUnavailable, match="every pooled connection was dead"):
+        async with db.connection():
+            pass
 
 
 @pytest.mark.anyio
 async def test_a_long_idle_connection_that_answers_is_used() -> None:
     alive = FakeConnection(idle_s=30.0)
     db = Database(Settings(db_check_idle_after_s=2.0))
-    pool = PoolOf(alive)
-    db.pool = pool  # type: ignore[assignment]
+    db.pool = PoolOf(alive)  # type: ignore[assignment]
     async with db.connection() as got:
         assert got is alive
-    assert alive.pings == 1 and pool.expired == 0
+    assert alive.pings == 1 and not alive.terminated
+
+
+@pytest.mark.anyio
+async def test_a_slow_check_is_not_a_dead_connection_and_renews_nothing() -> None:
+    slow = FakeConnection(idle_s=30.0, ping_error=TimeoutError())
+    spare = FakeConnection()
+    db = Database(Settings(db_check_idle_after_s=2.0))
+    pool = PoolOf(slow, spare)
+    db.pool = pool  # type: ignore[assignment]
+    with pytest.raises(DatabaseUnavailable):
+        async with db.connection():
+            pass
+    assert slow.terminated and pool.conns == [spare], "no other connection was touched"
+    assert not db.gate.is_open
