@@ -210,9 +210,9 @@ class Database:
         answer 503. Such a connection is found by one round trip before any statement of the
         request is sent, so replacing it is safe for every request, writes included. Only a
         connection that says it is dead is replaced, one at a time: a check that is merely slow
-        (a busy server) is waited for like any statement, since counting slowness as death and
-        renewing the pool turned a replica kill under load into a reconnect storm (a CI run:
-        1,146 failed requests)."""
+        (a busy server) is waited for like any statement: a version that counted slowness as
+        death and renewed the pool failed a CI run's replica kill under load (1,146 failed
+        requests, most likely a reconnect storm; not proven)."""
         for _ in range(self._settings.db_pool_max + 1):
             conn = await self.pool.acquire(timeout=timeout)  # type: ignore[union-attr]
             idle_s = conn.idle_s()
