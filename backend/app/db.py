@@ -107,6 +107,7 @@ class Database:
         self._settings = settings
         self.pool: asyncpg.Pool | None = None
         self.gate = OutageGate(self._probe, settings.db_outage_probe_interval_s)
+        self._releasing: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         # min_size defaults to 0, so this does not connect: the process serves /healthz and
@@ -184,15 +185,21 @@ class Database:
             raise DatabaseUnavailable(f"database unavailable: {exc.__class__.__name__}") from exc
         try:
             yield conn
-        except (asyncio.CancelledError, *UNAVAILABLE_ERRORS) as exc:
-            # Timed out or cancelled mid-query: the connection's state is unknown and resetting
-            # it could wait on a dead server. Drop it at once; the pool opens a new one later.
-            # asyncpg may already have detached a connection whose server went away.
+        except asyncio.CancelledError:
+            # The request's deadline (or its end) cut it mid-statement; asyncpg is cancelling
+            # the statement on the server. The pool's release waits for that and resets the
+            # session (ROLLBACK), or terminates it when that takes over a second (a server
+            # gone silent): done in the background, the 503 does not wait for it. Terminating
+            # at once made the next request pay a new session (fork, SCRAM, statements
+            # prepared again) on a host already saturated: the chaos runs that collapsed under
+            # a CPU hog opened 138-168 new sessions each, those that did not 11-26.
+            self._release_in_background(conn)
+            raise
+        except UNAVAILABLE_ERRORS as exc:
+            # The connection failed: asyncpg may already have detached it; drop it at once.
             with contextlib.suppress(asyncpg.InterfaceError):
                 conn.terminate()
             await self._release(conn)
-            if isinstance(exc, asyncio.CancelledError):
-                raise
             self._note_failure(exc)
             raise DatabaseUnavailable(f"database unavailable: {exc.__class__.__name__}") from exc
         except BaseException:
@@ -220,12 +227,15 @@ class Database:
                 return conn
             try:
                 await conn.execute("SELECT 1", timeout=request_time_left())
-            except (asyncio.CancelledError, *UNAVAILABLE_ERRORS) as exc:
+            except (asyncio.CancelledError, TimeoutError):
+                # Slow, not dead: the request's own deadline policy applies, and the
+                # connection goes back to the pool as after any statement cut short.
+                self._release_in_background(conn)
+                raise
+            except UNAVAILABLE_ERRORS as exc:
                 with contextlib.suppress(asyncpg.InterfaceError):
                     conn.terminate()
                 await self._release(conn)
-                if isinstance(exc, asyncio.CancelledError | TimeoutError):
-                    raise  # slow, not dead: the request's own deadline policy applies
                 log.warning(
                     "pooled connection dead after %.1f s idle; replaced",
                     idle_s,
@@ -239,6 +249,11 @@ class Database:
         # TimeoutError is an OSError, but a timed-out acquire means a busy pool, not a lost server.
         if isinstance(exc, SERVER_GONE_ERRORS) and not isinstance(exc, TimeoutError):
             self.gate.open(f"{exc.__class__.__name__}: {exc}")
+
+    def _release_in_background(self, conn: asyncpg.Connection) -> None:
+        task = asyncio.get_running_loop().create_task(self._release(conn))
+        self._releasing.add(task)  # a task nobody references can be collected mid-flight
+        task.add_done_callback(self._releasing.discard)
 
     async def _release(self, conn: asyncpg.Connection) -> None:
         # On failure asyncpg terminates the connection itself; nothing else to do.

@@ -68,23 +68,59 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.mark.anyio
-async def test_statements_past_the_request_deadline_answer_503_and_drop_the_connection() -> None:
-    db = Database(Settings())
-    pool = OneConnectionPool()
-    db.pool = pool  # type: ignore[assignment]
-    token = connection_deadline.set(time.monotonic() + 0.1)
+async def statement_past_a_deadline(db: Database, deadline_s: float = 0.1) -> float:
+    """A request whose statement would outlive its deadline; seconds until its 503."""
+    token = connection_deadline.set(time.monotonic() + deadline_s)
     started = time.monotonic()
     try:
         with pytest.raises(DatabaseUnavailable, match="request deadline"):
             async with db.connection():
-                await asyncio.sleep(5)  # a statement that would outlive the deadline
+                await asyncio.sleep(5)
     finally:
         connection_deadline.reset(token)
-    assert time.monotonic() - started < 1.0
-    assert pool.conn.terminated, "a connection cut mid-statement must not go back to the pool"
-    assert pool.released == [pool.conn]
+    return time.monotonic() - started
+
+
+@pytest.mark.anyio
+async def test_statements_past_the_request_deadline_answer_503_and_return_the_connection() -> None:
+    db = Database(Settings())
+    pool = OneConnectionPool()
+    db.pool = pool  # type: ignore[assignment]
+    assert await statement_past_a_deadline(db) < 1.0
+    await asyncio.sleep(0)  # the release runs in the background, after the 503
+    # The pool's release waits for asyncpg's cancellation and resets the session (or
+    # terminates it itself when that fails): no new session for the next request.
+    assert pool.released == [pool.conn] and not pool.conn.terminated
     assert not db.gate.is_open, "a slow statement is not a lost server"
+
+
+class SlowReleasePool(OneConnectionPool):
+    async def release(self, conn: FakeConnection, timeout: float) -> None:
+        await asyncio.sleep(timeout)
+        self.released.append(conn)
+
+
+@pytest.mark.anyio
+async def test_the_503_does_not_wait_for_the_connection_reset() -> None:
+    db = Database(Settings())
+    pool = SlowReleasePool()
+    db.pool = pool  # type: ignore[assignment]
+    assert await statement_past_a_deadline(db) < 0.5, "the answer waited for the reset"
+    assert pool.released == []
+    await asyncio.sleep(1.1)
+    assert pool.released == [pool.conn], "the connection went back to the pool afterwards"
+
+
+@pytest.mark.anyio
+async def test_a_connection_that_failed_mid_statement_is_dropped() -> None:
+    db = Database(Settings())
+    pool = OneConnectionPool()
+    db.pool = pool  # type: ignore[assignment]
+    with pytest.raises(DatabaseUnavailable):
+        async with db.connection():
+            raise ConnectionResetError("reset by peer")
+    assert pool.conn.terminated and pool.released == [pool.conn]
+    await db.gate.close()  # the lost connection opened the outage gate: stop its probe
 
 
 @pytest.mark.anyio
@@ -192,5 +228,7 @@ async def test_a_slow_check_is_not_a_dead_connection_and_renews_nothing() -> Non
     with pytest.raises(DatabaseUnavailable):
         async with db.connection():
             pass
-    assert slow.terminated and pool.conns == [spare], "no other connection was touched"
+    await asyncio.sleep(0)
+    assert not slow.terminated and pool.released == [slow], "back to the pool, as it is alive"
+    assert pool.conns == [spare], "no other connection was touched"
     assert not db.gate.is_open
