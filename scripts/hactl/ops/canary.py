@@ -370,6 +370,7 @@ def watch_step(
     canary0, stable0 = canary.read_sides()
     start = clock()
     thresholds = settings.thresholds
+    latency_breached_before = False
     while True:
         sleep(POLL_S)
         now_canary, now_stable = canary.read_sides()
@@ -380,12 +381,26 @@ def watch_step(
         baseline = stable_window if enough_stable else reference
         final = elapsed >= settings.step_seconds
         verdict = judge(canary_window, baseline, thresholds, final)
+        # A p99 over a step's first seconds rests on a few requests, and a busy host's hiccup
+        # moves it (a good release read 533 ms against 99 ms at 3 s in a CI run): while the
+        # step runs a latency abort needs two looks in a row. Errors have their own stricter
+        # bound for interim looks; the step's final look decides alone.
+        held = (
+            verdict.decision is Decision.ABORT
+            and not final
+            and not verdict.error_breach
+            and not latency_breached_before
+        )
+        latency_breached_before = verdict.latency_breach
         output.errors.print(
             f"step {step.index} ({step.weight} %) {elapsed:.0f}s: canary "
             f"{int(canary_window.errors)}/{int(canary_window.requests)} 5xx, "
             f"p99 {_ms(verdict.canary_p99_ms)}; stable {int(baseline.errors)}/"
             f"{int(baseline.requests)} 5xx, p99 {_ms(verdict.stable_p99_ms)}"
+            + ("; slower: looking again before aborting" if held else "")
         )
+        if held:
+            continue
         overtime = elapsed >= settings.step_seconds * EXTEND_FACTOR
         if verdict.decision in (Decision.ABORT, Decision.PROMOTE) or (
             verdict.decision is Decision.NOT_ENOUGH_DATA and overtime

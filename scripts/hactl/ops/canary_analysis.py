@@ -17,6 +17,8 @@ The rule, for a canary sample of n requests with k answered 5xx:
   histogram_quantile. Aborted when above `max_p99_ms` while the stable side is not, or when it
   is more than `max_p99_ratio` times the stable side's p99 and also `min_p99_excess_ms` slower
   (below that the buckets cannot tell two latencies apart).
+  The latency rule has no tighter bound for looks while the step runs, so the caller asks for
+  the breach in two looks in a row before an interim abort (`Verdict.latency_breach`).
 - Promote at the step's end only with at least `min_requests` canary requests and neither rule
   firing; fewer requests is "not enough data" (the caller extends the step, then aborts).
 """
@@ -147,6 +149,8 @@ class Verdict:
     canary_p99_ms: float | None = None
     stable_p99_ms: float | None = None
     error_p_value: float = 1.0
+    error_breach: bool = False  # the error rule fired
+    latency_breach: bool = False  # a latency rule fired
 
 
 def _ms(seconds: float | None) -> float | None:
@@ -161,7 +165,8 @@ def judge(canary: SideSample, stable: SideSample, thresholds: Thresholds, final:
     allowed = min(1.0, stable.error_ratio + thresholds.max_error_ratio)
     p_value = binomial_tail(k, n, allowed)
     alpha = thresholds.alpha if final else thresholds.interim_alpha
-    if p_value < alpha:
+    error_breach = p_value < alpha
+    if error_breach:
         reasons.append(
             f"canary 5xx ratio {canary.error_ratio:.1%} ({k}/{n}) is above the stable side's "
             f"{stable.error_ratio:.1%} + {thresholds.max_error_ratio:.1%} "
@@ -185,6 +190,7 @@ def judge(canary: SideSample, stable: SideSample, thresholds: Thresholds, final:
                 f"canary p99 {canary_p99:.0f} ms is over {thresholds.max_p99_ratio:g} x the "
                 f"stable side's {stable_p99:.0f} ms"
             )
+    latency_breach = len(reasons) > int(error_breach)
     if reasons:
         decision = Decision.ABORT
     elif not final:
@@ -194,4 +200,6 @@ def judge(canary: SideSample, stable: SideSample, thresholds: Thresholds, final:
         reasons.append(f"only {n} canary requests, {thresholds.min_requests} needed")
     else:
         decision = Decision.PROMOTE
-    return Verdict(decision, tuple(reasons), canary_p99, stable_p99, p_value)
+    return Verdict(
+        decision, tuple(reasons), canary_p99, stable_p99, p_value, error_breach, latency_breach
+    )
