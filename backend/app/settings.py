@@ -47,9 +47,10 @@ class Settings(BaseSettings):
     database_name: str = Field("app", validation_alias=AliasChoices("database_name", "postgres_db"))
     # libpq's sslmode for a DSN built from the parts above (DATABASE_URL carries its own). Unset:
     # asyncpg's default, `prefer`, which on a server without TLS costs every new connection an
-    # SSL context (the CA bundle read) and a refused SSLRequest: measured on 2 cores, 15 % of a
-    # worker's CPU while its pool reconnected under load. The bundled stack's server has no TLS
-    # and sits on the internal network: compose sets `disable`.
+    # SSL context (the CA bundle read) and a refused SSLRequest: with the rest of asyncpg's
+    # connect, 15 % of a worker's py-spy samples while its pool reconnected in an overload.
+    # The bundled stack's server has no TLS and sits on the internal network: compose sets
+    # `disable`.
     database_sslmode: (
         Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None
     ) = None

@@ -174,10 +174,11 @@ def judge(canary: SideSample, stable: SideSample, thresholds: Thresholds, final:
         )
     canary_p99 = _ms(canary.p99_seconds())
     stable_p99 = _ms(stable.p99_seconds())
+    latency_reasons: list[str] = []
     if n >= thresholds.min_requests and canary_p99 is not None:
         stable_over = stable_p99 is not None and stable_p99 > thresholds.max_p99_ms
         if canary_p99 > thresholds.max_p99_ms and not stable_over:
-            reasons.append(
+            latency_reasons.append(
                 f"canary p99 {canary_p99:.0f} ms is above --max-p99-ms {thresholds.max_p99_ms:.0f}"
             )
         elif (
@@ -186,11 +187,12 @@ def judge(canary: SideSample, stable: SideSample, thresholds: Thresholds, final:
             and canary_p99 > stable_p99 * thresholds.max_p99_ratio
             and canary_p99 - stable_p99 > thresholds.min_p99_excess_ms
         ):
-            reasons.append(
+            latency_reasons.append(
                 f"canary p99 {canary_p99:.0f} ms is over {thresholds.max_p99_ratio:g} x the "
                 f"stable side's {stable_p99:.0f} ms"
             )
-    latency_breach = len(reasons) > int(error_breach)
+    latency_breach = bool(latency_reasons)
+    reasons += latency_reasons
     if reasons:
         decision = Decision.ABORT
     elif not final:
