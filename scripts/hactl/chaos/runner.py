@@ -70,6 +70,7 @@ from hactl.loadgen.generator import (
 )
 from hactl.loadgen.write_check import WriteCheck, check_write_set, fetch_stored_writes
 from hactl.stack.endpoints import STICKY_COOKIE
+from hactl.stack.engine_view import listed, project_view
 from hactl.stack.project import TRAEFIK_SERVICES, Stack, project_containers
 from hactl.stack.traefik_api import (
     WEB_SERVICE_NAME,
@@ -243,21 +244,20 @@ class TraefikPoller:
 
 
 def _wait_settled(docker: DockerClient, project: str, timeout_s: float) -> tuple[bool, str]:
-    """Every web replica running and healthy, and every Traefik instance (bounded)."""
+    """Every web replica running and healthy, and every Traefik instance (bounded). One engine
+    API call per look (hactl.stack.engine_view): a `docker` process per container inspect took a
+    third of a core while the stack was still settling."""
     deadline = time.monotonic() + timeout_s
     detail = ""
     while time.monotonic() < deadline:
-        webs = [snapshot(docker, c.id) for c in service_containers(docker, project, "web")]
-        unhealthy = [f"{s.name}={s.status}/{s.health}" for s in webs if s.health != "healthy"]
-        traefiks = [
-            snapshot(docker, c.id)
-            for service in TRAEFIK_SERVICES
-            for c in service_containers(docker, project, service)
-        ]
+        views = project_view(docker, project)
+        webs = listed(views, "web")
+        unhealthy = [f"{v.name}={v.state}/{v.health}" for v in webs if v.health != "healthy"]
+        traefiks = [v for service in TRAEFIK_SERVICES for v in listed(views, service)]
         unhealthy += [
-            f"{s.name}={s.status}/{s.health}"
-            for s in traefiks
-            if s.health not in ("healthy", "none")
+            f"{v.name}={v.state}/{v.health}"
+            for v in traefiks
+            if v.health not in ("healthy", "none")
         ]
         detail = (
             ", ".join(unhealthy) or f"{len(webs)} web replicas, {len(traefiks)} Traefik healthy"

@@ -30,6 +30,7 @@ from python_on_whales.exceptions import DockerException
 from hactl.errors import HactlError, RolledBackError
 from hactl.ops.preflight import require_image
 from hactl.selfheal.record import holds_operation_lease
+from hactl.stack.engine_view import ContainerView, listed, project_view, restart_count
 from hactl.stack.project import TRAEFIK_SERVICES, process_env
 from hactl.stack.running import RunningStack
 from hactl.stack.traefik_instances import (
@@ -93,18 +94,23 @@ def require_all_serving(docker: DockerClient, project: str, timeout: float) -> d
     return {service: str(c.config.image) for service, c in found.items() if c is not None}
 
 
-def routing_problems(docker: DockerClient, project: str, service: str) -> list[str]:
+def routing_problems(
+    docker: DockerClient, project: str, service: str, views: list[ContainerView] | None = None
+) -> list[str]:
     """Why `service` does not route (empty: it does), from its own API. Docker's health check
     (a ping) is not asked: it answers before the routes are loaded, and on a loaded host its
-    exec times out while the instance serves."""
-    container = instance_containers(docker, project)[service]
-    if container is None or not container.state.running:
+    exec times out while the instance serves. The containers come from one engine API call
+    (`views`, if the caller has them), not a `docker` process each: this runs every 0.5 s
+    while the stack serves (hactl.stack.engine_view)."""
+    views = project_view(docker, project) if views is None else views
+    instance = next((v for v in listed(views, service) if v.running), None)
+    if instance is None:
         return ["not running"]
     try:
-        view = read_instance_view(docker, project, container)
-    except (DockerException, ValueError, KeyError) as error:
+        view = read_instance_view(docker, project, instance, views)
+    except (DockerException, ValueError, KeyError, RuntimeError) as error:
         return [f"its API does not answer: {str(error).strip()[:200]}"]
-    return instance_problems(view, healthy_web_ips(docker, project))
+    return instance_problems(view, healthy_web_ips(docker, project, views))
 
 
 def recreate_instance(docker: DockerClient, service: str, image: str) -> None:
@@ -130,12 +136,14 @@ def wait_instance_routing(
     crash-loops."""
 
     def check() -> tuple[bool, str]:
-        container = instance_containers(docker, project)[service]
-        if container is None:
+        views = project_view(docker, project)
+        found = listed(views, service)
+        if not found:
             raise WaitAbortedError(f"{service} is not running")
-        if (container.restart_count or 0) >= CRASH_LOOP_RESTARTS:
-            raise WaitAbortedError(f"{service} crash-loops ({container.restart_count} restarts)")
-        problems = routing_problems(docker, project, service)
+        restarts = restart_count(docker, found[0].id)
+        if restarts >= CRASH_LOOP_RESTARTS:
+            raise WaitAbortedError(f"{service} crash-loops ({restarts} restarts)")
+        problems = routing_problems(docker, project, service, views)
         return not problems, "; ".join(problems) or f"{service} routes every healthy replica"
 
     return wait_for(f"Traefik instance {service} routing", check, timeout, 0.5)

@@ -19,6 +19,7 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 from python_on_whales import Container, DockerClient
 
+from hactl.stack.engine_view import ContainerView, container_env, listed, project_view
 from hactl.stack.project import (
     TRAEFIK_NETNS_SERVICE,
     TRAEFIK_SERVICES,
@@ -83,16 +84,18 @@ def instance_containers(docker: DockerClient, project: str) -> dict[str, Contain
     return found
 
 
-def _port_from_env(container: Container, key: str, default: int) -> int:
-    for item in container.config.env or []:
+def _port_from_env(env: list[str], key: str, default: int) -> int:
+    for item in env:
         name, _, value = item.partition("=")
         if name == key and value.isdigit():
             return int(value)
     return default
 
 
-def instance_api_port(container: Container) -> int:
-    return _port_from_env(container, INSTANCE_API_PORT_ENV, DEFAULT_INSTANCE_API_PORT)
+def instance_api_port(docker: DockerClient, instance_id: str) -> int:
+    return _port_from_env(
+        container_env(docker, instance_id), INSTANCE_API_PORT_ENV, DEFAULT_INSTANCE_API_PORT
+    )
 
 
 def has_instances(docker: DockerClient, project: str) -> bool:
@@ -100,18 +103,25 @@ def has_instances(docker: DockerClient, project: str) -> bool:
     return bool(project_containers(docker, project, TRAEFIK_NETNS_SERVICE))
 
 
-def _holder(docker: DockerClient, project: str) -> Container:
-    holders = project_containers(docker, project, TRAEFIK_NETNS_SERVICE)
+def _holder(views: list[ContainerView], project: str) -> str:
+    holders = [v for v in listed(views, TRAEFIK_NETNS_SERVICE) if v.running]
     if not holders:
         raise RuntimeError(f"no running {TRAEFIK_NETNS_SERVICE} container in {project}")
-    return holders[0]
+    return holders[0].id
 
 
-def read_instance_view(docker: DockerClient, project: str, instance: Container) -> InstanceView:
-    """The instance's routers and services, read from inside the shared network namespace."""
-    port = instance_api_port(instance)
+def read_instance_view(
+    docker: DockerClient,
+    project: str,
+    instance: Container | ContainerView,
+    views: list[ContainerView] | None = None,
+) -> InstanceView:
+    """The instance's routers and services, read from inside the shared network namespace
+    (`views`: the project's containers if the caller has just listed them)."""
+    views = project_view(docker, project) if views is None else views
+    port = instance_api_port(docker, instance.id)
     out = docker.container.execute(
-        _holder(docker, project), ["python3", "-c", FETCH_SCRIPT, str(port)]
+        _holder(views, project), ["python3", "-c", FETCH_SCRIPT, str(port)]
     )
     data = json.loads(str(out))
     return InstanceView(routers=list(data["routers"]), services=list(data["services"]))
@@ -121,15 +131,18 @@ def read_instance_metrics(docker: DockerClient, project: str) -> dict[str, str]:
     """Instance service name -> the Prometheus text of its own metrics entrypoint, for every
     running instance. Through the shared ports a read would reach either instance at random,
     so counters read there jump between two sets; each instance's own port does not."""
+    views = project_view(docker, project)
     ports = {
-        service: _port_from_env(container, METRICS_PORT_ENV, DEFAULT_METRICS_PORT)
-        for service, container in instance_containers(docker, project).items()
-        if container is not None
+        service: _port_from_env(
+            container_env(docker, found[0].id), METRICS_PORT_ENV, DEFAULT_METRICS_PORT
+        )
+        for service in TRAEFIK_SERVICES
+        if (found := listed(views, service))
     }
     if not ports:
         return {}
     out = docker.container.execute(
-        _holder(docker, project),
+        _holder(views, project),
         ["python3", "-c", METRICS_SCRIPT, *(str(p) for p in ports.values())],
     )
     texts = json.loads(str(out))
@@ -165,16 +178,16 @@ def serving_instance(docker: DockerClient, project: str, probe: Callable[[], obj
     return max(taken, key=lambda service: taken[service])
 
 
-def healthy_web_ips(docker: DockerClient, project: str) -> dict[str, set[str]]:
+def healthy_web_ips(
+    docker: DockerClient, project: str, views: list[ContainerView] | None = None
+) -> dict[str, set[str]]:
     """Container name -> IPs of every running web replica Docker calls healthy."""
-    result = {}
-    for container in project_containers(docker, project, WEB_SERVICE):
-        state = container.state
-        health = state.health.status if state.health else None
-        if state.running and health == "healthy":
-            networks = container.network_settings.networks or {}
-            result[container.name] = {n.ip_address for n in networks.values() if n.ip_address}
-    return result
+    views = project_view(docker, project) if views is None else views
+    return {
+        v.name: set(v.ips)
+        for v in listed(views, WEB_SERVICE)
+        if v.running and v.health == "healthy"
+    }
 
 
 def instance_problems(view: InstanceView, replicas: Mapping[str, set[str]]) -> list[str]:
