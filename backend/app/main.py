@@ -17,7 +17,6 @@ from prometheus_fastapi_instrumentator import Instrumentator
 from app import contract, errors, metrics, state
 from app.auth import AuthenticateFirst
 from app.db import Database
-from app.disconnect import CancelOnDisconnectMiddleware
 from app.logging_setup import configure_logging
 from app.middleware import QUIET_PATHS, BodySizeLimitMiddleware, RequestContextMiddleware
 from app.migration_files import expected_version
@@ -100,10 +99,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
 
     # Middleware order, outermost first: request id/access log -> CORS (when configured) ->
-    # instrumentator -> auth -> body limit -> cancel on disconnect. Auth before the body limit:
-    # an unauthenticated body is never read. CORS outside auth: a preflight carries no token.
-    # The body limit buffers the body, so the innermost layer can watch for the client leaving.
-    app.add_middleware(CancelOnDisconnectMiddleware)
+    # instrumentator -> auth -> body limit. Auth before the body limit: an unauthenticated body
+    # is never read. CORS outside auth: a preflight carries no token.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AuthenticateFirst, openapi=app.openapi, tokens=settings.tokens)
     # Probes and scrapes are not traffic: two Traefik instances probe each replica 12 times a

@@ -9,7 +9,6 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.db import connection_deadline
-from app.disconnect import CLIENT_CLOSED, record_client_closed, replay_then
 from app.logging_setup import pick_request_id, request_id_var
 from app.metrics import IN_FLIGHT
 
@@ -17,6 +16,9 @@ access_log = logging.getLogger("app.access")
 # Probes hit every replica several times a second (Traefik and Docker): keep them out of the
 # INFO access log and out of the request metrics (main.py).
 QUIET_PATHS = frozenset({"/healthz", "/readyz", "/readyz/routing", "/metrics"})
+
+
+CLIENT_CLOSED = 499
 
 
 class RequestContextMiddleware:
@@ -110,7 +112,6 @@ class BodySizeLimitMiddleware:
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                await record_client_closed(send)
                 return
             body = message.get("body", b"")
             total += len(body)
@@ -120,8 +121,16 @@ class BodySizeLimitMiddleware:
             chunks.append(body)
             if not message.get("more_body", False):
                 break
-        whole = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-        await self.app(scope, replay_then(whole, receive), send)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
     async def _too_large(self, send: Send) -> None:
         await _json_error(

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
-from prometheus_client import REGISTRY
 
 from app.main import create_app
 from app.middleware import QUIET_PATHS
@@ -19,15 +17,6 @@ TOKEN = "unit-test-token"
 
 def request_series(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.startswith("http_request")]
-
-
-@pytest.fixture(autouse=True)
-def request_metrics_of_the_app_under_test() -> None:
-    """The instrumentator registers its collectors once per process and leaves a later app
-    uninstrumented: drop those an app of an earlier test registered."""
-    earlier = {c for n, c in REGISTRY._names_to_collectors.items() if n.startswith("http_")}
-    for collector in earlier:
-        REGISTRY.unregister(collector)
 
 
 def test_probes_and_scrapes_are_not_counted_as_requests(tmp_path: Path) -> None:
