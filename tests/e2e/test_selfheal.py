@@ -110,15 +110,25 @@ def container(stack: Stack, name: str) -> Container | None:
         return None
 
 
+class NotInRotation(Exception):
+    """Why a replica is not in rotation yet. Raised into `wait_for`, which counts it as "not yet"
+    and shows the last one when it times out (a plain False said "condition not met yet")."""
+
+
 def in_rotation(stack: Stack, name: str) -> bool:
-    """Running, Docker-healthy, and listed UP by Traefik at its current address."""
+    """Running, Docker-healthy, and listed UP by Traefik at its current address; otherwise
+    raises NotInRotation with the reason."""
     c = container(stack, name)
-    if c is None or not c.state.running or not c.state.health:
-        return False
-    if c.state.health.status != "healthy":
-        return False
+    if c is None:
+        raise NotInRotation(f"{name}: no such container")
+    health = c.state.health.status if c.state.health else None
+    if not c.state.running or health != "healthy":
+        raise NotInRotation(f"{name}: {c.state.status}, health {health}")
     url = f"http://{stack.container_ip(c)}:8000"
-    return stack.traefik_servers().get(url) == "UP"
+    listed = stack.traefik_servers().get(url)
+    if listed != "UP":
+        raise NotInRotation(f"{name}: Traefik lists {url} as {listed}")
+    return True
 
 
 def events(stack: Stack) -> list[dict[str, Any]]:
