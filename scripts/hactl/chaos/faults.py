@@ -22,7 +22,7 @@ import httpx
 from python_on_whales import Container, DockerClient
 from python_on_whales.exceptions import DockerException
 
-from hactl.selfheal.docker_api import DockerApiError
+from hactl.selfheal.docker_api import DockerApiError, addresses_of
 from hactl.stack.engine_view import engine_of
 
 Mark = Callable[[str], None]
@@ -105,7 +105,6 @@ def snapshot(docker: DockerClient, container: Container | str) -> ContainerSnaps
 def snapshot_of(data: dict[str, Any]) -> ContainerSnapshot:
     """The snapshot in an engine's `GET /containers/{id}/json` answer."""
     state = data.get("State") or {}
-    networks = (data.get("NetworkSettings") or {}).get("Networks") or {}
     return ContainerSnapshot(
         name=str(data.get("Name") or "").lstrip("/"),
         id=str(data["Id"]),
@@ -119,7 +118,7 @@ def snapshot_of(data: dict[str, Any]) -> ContainerSnapshot:
         exit_code=state.get("ExitCode"),
         health=str((state.get("Health") or {}).get("Status") or "none"),
         hostname=str((data.get("Config") or {}).get("Hostname") or ""),
-        ips=tuple(n["IPAddress"] for n in networks.values() if n.get("IPAddress")),
+        ips=addresses_of(data),
     )
 
 

@@ -33,7 +33,7 @@ from hactl.selfheal.decide import (
     probe_due,
     states_summary,
 )
-from hactl.selfheal.docker_api import DockerApi, DockerApiError, client_for
+from hactl.selfheal.docker_api import DockerApi, DockerApiError, client_for, health_of
 from hactl.selfheal.probe import probe_all
 from hactl.selfheal.record import read_record
 from hactl.selfheal.telemetry import EventLog, SelfHealMetrics
@@ -89,6 +89,7 @@ class Controller:
 
     def _replica(self, c: dict[str, Any]) -> Replica:
         labels = c.get("Labels") or {}
+        health = health_of(c.get("Status") or "")
         networks = (c.get("NetworkSettings") or {}).get("Networks") or {}
         net = networks.get(self.probe_network) or next(iter(networks.values()), {})
         try:
@@ -103,8 +104,8 @@ class Controller:
             created=float(c.get("Created", 0)),
             started=self._started_at(c),
             ip=net.get("IPAddress") or None,
-            healthy="(healthy)" in (c.get("Status") or ""),
-            starting="(health: starting)" in (c.get("Status") or ""),
+            healthy=health == "healthy",
+            starting=health == "starting",
         )
 
     def observe(self) -> Observation:

@@ -23,6 +23,25 @@ import httpx
 TIMEOUT = httpx.Timeout(10.0, connect=3.0)
 
 
+def health_of(status: str) -> str:
+    """The health in a container list entry's Status text ("Up 3 seconds (health: starting)"):
+    healthy, unhealthy, starting, or "none" without a health check."""
+    for marker, health in (
+        ("(healthy)", "healthy"),
+        ("(unhealthy)", "unhealthy"),
+        ("(health: starting)", "starting"),
+    ):
+        if marker in status:
+            return health
+    return "none"
+
+
+def addresses_of(container: dict[str, Any]) -> tuple[str, ...]:
+    """The IPs of a list entry or an inspect answer, one per network it has an address on."""
+    networks = (container.get("NetworkSettings") or {}).get("Networks") or {}
+    return tuple(n["IPAddress"] for n in networks.values() if n.get("IPAddress"))
+
+
 class DockerApiError(RuntimeError):
     def __init__(self, call: str, status: int, message: str) -> None:
         super().__init__(f"{call}: HTTP {status}: {message}")

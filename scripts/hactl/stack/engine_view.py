@@ -17,7 +17,7 @@ from typing import Any
 
 from python_on_whales import DockerClient
 
-from hactl.selfheal.docker_api import DockerApi, client_for
+from hactl.selfheal.docker_api import DockerApi, addresses_of, client_for, health_of
 from hactl.stack.project import LABEL_ONEOFF, LABEL_SERVICE
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
@@ -37,28 +37,15 @@ class ContainerView:
         return self.state == "running"
 
 
-def health_of(status: str) -> str:
-    """The health in the list's Status text ("Up 3 seconds (health: starting)")."""
-    for marker, health in (
-        ("(healthy)", "healthy"),
-        ("(unhealthy)", "unhealthy"),
-        ("(health: starting)", "starting"),
-    ):
-        if marker in status:
-            return health
-    return "none"
-
-
 def view_of(entry: dict[str, Any]) -> ContainerView:
     labels = entry.get("Labels") or {}
-    networks = (entry.get("NetworkSettings") or {}).get("Networks") or {}
     return ContainerView(
         id=str(entry["Id"]),
         name=(entry.get("Names") or ["/" + str(entry["Id"])[:12]])[0].lstrip("/"),
         service=labels.get(LABEL_SERVICE, ""),
         state=str(entry.get("State", "")),
         health=health_of(str(entry.get("Status") or "")),
-        ips=frozenset(n["IPAddress"] for n in networks.values() if n.get("IPAddress")),
+        ips=frozenset(addresses_of(entry)),
     )
 
 

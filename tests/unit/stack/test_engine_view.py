@@ -4,7 +4,8 @@ snapshot): entries shaped like Docker 20.10's `GET /containers/json` and `/conta
 from __future__ import annotations
 
 from hactl.chaos.faults import snapshot_of
-from hactl.stack.engine_view import health_of, listed, view_of
+from hactl.selfheal.docker_api import health_of
+from hactl.stack.engine_view import listed, view_of
 
 PROJECT = "chatest-chaos-1"
 
